@@ -1,0 +1,1 @@
+"""qwenlong.core: the records, config, chat-model backends and tiny-model factory every package uses."""

@@ -1,0 +1,3 @@
+"""Pytest fixtures shared by every package's tests (loaded with `-p qwenlong.core.testing`)."""
+
+from __future__ import annotations

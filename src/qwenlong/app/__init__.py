@@ -1,0 +1,1 @@
+"""The qwenlong app layer: the CLI and the recipe runner."""
