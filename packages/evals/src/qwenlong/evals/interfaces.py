@@ -7,7 +7,7 @@ becomes a prompt, a `Solver` turns prompts into outputs, a `Scorer` turns an out
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -94,6 +94,16 @@ class Benchmark(Protocol):
     use_judge: bool
     """Whether the paper's score is max(rule, judge)."""
 
-    def load(self, path: Path | None, subset: str | None = None) -> list[TaskSample]:
-        """Read the benchmark from `path` in its published format (or the hub when None)."""
+    def load(
+        self,
+        path: Path | None,
+        subset: str | None = None,
+        count_tokens: Callable[[str], int] | None = None,
+    ) -> list[TaskSample]:
+        """Read the benchmark from `path` in its published format (or the hub when None).
+
+        `subset` picks a published split or length bin (e.g. "0-128K" for MRCR, "hotpotqa" for
+        LongBench-V1); `count_tokens` counts tokens in the target tokenizer where a benchmark bins
+        or filters by length (MRCR) and fills `TaskSample.context_tokens` when given.
+        """
         ...
