@@ -19,6 +19,8 @@ COMMAND_MODULES = (
     "qwenlong.app.commands.models",
     "qwenlong.app.commands.generate",
     "qwenlong.app.commands.serve",
+    "qwenlong.app.commands.eval",
+    "qwenlong.app.commands.tables",
 )
 
 app = typer.Typer(
@@ -62,3 +64,7 @@ def main(argv: list[str] | None = None) -> None:
             err.show()
             sys.exit(err.exit_code)
         raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The eval runner: `qwenlong eval CONFIG.yaml` (config, resumable predictions, scoring, report)."""

@@ -1,0 +1,91 @@
+"""The `qwenlong eval` experiment config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from qwenlong.core.backends.config import BackendConfig
+from qwenlong.core.config import ConfigModel
+from qwenlong.core.interfaces import SamplingParams
+
+
+class EvalSampling(ConfigModel):
+    """Generation settings. Defaults are the paper's evaluation settings (RECIPE.md section 4)."""
+
+    max_input_tokens: int = Field(default=131072, ge=1)
+    """Prompt budget in the target tokenizer's tokens; longer contexts are cut in the middle,
+    keeping head and tail (paper: 128K)."""
+    max_new_tokens: int = Field(default=50000, ge=1)
+    """Generation budget per response (paper: up to 50K new tokens)."""
+    temperature: float = Field(default=0.7, ge=0)
+    """Paper: 0.7."""
+    top_p: float = Field(default=0.95, gt=0, le=1)
+    """Paper: 0.95."""
+    seed: int = 0
+    """Base seed; chunk i samples with seed + i, so a resumed run regenerates exactly what an
+    uninterrupted run would have."""
+
+    def to_params(self, n: int, chunk_index: int) -> SamplingParams:
+        return SamplingParams(
+            max_new_tokens=self.max_new_tokens,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            n=n,
+            seed=self.seed + chunk_index,
+        )
+
+
+class BenchmarkRun(ConfigModel):
+    """One benchmark (or one subset of it) to evaluate."""
+
+    name: str
+    """A key of the BENCHMARKS registry: docmath, longbench_v2, frames, mrcr, corpusqa, longbench_v1_qa."""
+    path: Path | None = None
+    """Local file or folder in the benchmark's published format; None loads from the HF hub."""
+    subset: str | None = None
+    """Benchmark-specific subset or length bin (e.g. "0-128K" for mrcr, "1M" for corpusqa)."""
+    limit: int | None = Field(default=None, ge=1)
+    """Evaluate only the first `limit` samples (smoke runs)."""
+
+    @property
+    def key(self) -> str:
+        """The name this run is reported under: "mrcr" or "mrcr@128K-512K" for non-default subsets."""
+        return self.name if self.subset is None else f"{self.name}@{self.subset}"
+
+
+class JudgeSettings(ConfigModel):
+    """The LLM judge asked where the rule metric fails (paper: DeepSeek-V3)."""
+
+    model: BackendConfig
+    """Backend and model of the judge (typically an OpenAI-compatible server)."""
+    max_new_tokens: int = Field(default=64, ge=1)
+    """The judge answers [[YES]] or [[NO]]; a short budget suffices. Our choice."""
+
+
+class EvalConfig(ConfigModel):
+    """`qwenlong eval CONFIG.yaml`: which model answers which benchmarks, and how."""
+
+    model: BackendConfig
+    """The model under evaluation."""
+    tokenizer: str | None = None
+    """Tokenizer for middle truncation and token bins; defaults to `model.model` for the hf and
+    vllm backends. None with the openai backend sends full contexts."""
+    solver: str = "single_pass"
+    """A key of the SOLVERS registry: single_pass, or memagent once the memory agent is installed."""
+    benchmarks: list[BenchmarkRun] = Field(min_length=1)
+    sampling: EvalSampling = EvalSampling()
+    samples_per_question: int = Field(default=1, ge=1)
+    """Responses per question; scores average over them (paper: not stated; 1 is ours)."""
+    chunk_size: int = Field(default=16, ge=1)
+    """Questions per solver call. Each finished chunk is appended to the predictions file, so a
+    kill loses at most one chunk. The openai backend runs a chunk's requests concurrently."""
+    metrics: Literal["paper", "official", "both"] = "both"
+    """Which scoring to report: the paper's (max of cover-EM and judge), the official scorers',
+    or both side by side where they differ."""
+    judge: JudgeSettings | None = None
+    """Without a judge, judged metrics report the rule part alone and the report says so."""
+    bootstrap_resamples: int = Field(default=1000, ge=10)
+    """Resamples for the 95% confidence intervals."""

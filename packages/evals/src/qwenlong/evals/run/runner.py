@@ -1,0 +1,140 @@
+"""`qwenlong eval CONFIG.yaml`: load, generate (resumable), score, report.
+
+    for each benchmark run in the config:
+        samples  = benchmark.load(path, subset)
+        generate predictions for the questions the run directory does not hold yet
+        score them with the paper's metric and the official one (judge where the rule fails)
+    write scores.json, scores.official.json, report.md
+
+The run directory is the unit of resumption: predictions/<benchmark>.jsonl grows chunk by chunk,
+the judge's verdicts are cached in judge_cache.jsonl, and everything else is recomputed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from qwenlong.core.backends import make_chat_model
+from qwenlong.core.errors import ConfigError
+from qwenlong.core.interfaces import ChatModel, SamplingParams
+from qwenlong.core.rundir import RunDir
+from qwenlong.evals.benchmarks import get_benchmark
+from qwenlong.evals.interfaces import Judge
+from qwenlong.evals.judge import LLMJudge
+from qwenlong.evals.run.config import EvalConfig
+from qwenlong.evals.run.generate import generate_pending
+from qwenlong.evals.run.report import render_markdown, summarize, write_scores
+from qwenlong.evals.run.scoring import MetricKind, score_benchmark
+from qwenlong.evals.run.store import PredictionStore
+from qwenlong.evals.solver import SOLVERS
+from qwenlong.evals.truncation import HFTokenCounter
+
+
+def run_eval(
+    config: EvalConfig,
+    out: Path,
+    model: ChatModel | None = None,
+    judge: Judge | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) the eval in `out`; returns the paper-metric scores.json payload.
+
+    `model` and `judge` may be passed in (tests, notebooks); otherwise they are built from the
+    config.
+    """
+    run = RunDir(out)
+    run.save_config(config)
+    model = model or make_chat_model(config.model)
+    tokenizer = _load_tokenizer(config)
+    if judge is None and config.judge is not None:
+        judge = LLMJudge(
+            make_chat_model(config.judge.model),
+            SamplingParams(max_new_tokens=config.judge.max_new_tokens, temperature=0.0),
+            cache_path=out / "judge_cache.jsonl",
+        )
+    solver = SOLVERS.get(config.solver)(
+        model, tokenizer=tokenizer, max_input_tokens=config.sampling.max_input_tokens
+    )
+    kinds: list[MetricKind] = (
+        ["paper", "official"] if config.metrics == "both" else [config.metrics]
+    )
+    entries: dict[MetricKind, dict[str, dict[str, Any]]] = {kind: {} for kind in kinds}
+    counter = HFTokenCounter(tokenizer) if tokenizer is not None else None
+    _check_unique_keys(config)
+    for step, bench_run in enumerate(config.benchmarks):
+        bench = get_benchmark(bench_run.name)
+        samples = bench.load(bench_run.path, bench_run.subset, counter)
+        samples = samples[: bench_run.limit] if bench_run.limit else samples
+        store = PredictionStore(out / "predictions" / f"{bench_run.key}.jsonl")
+        outcome = generate_pending(
+            samples,
+            store,
+            solver,
+            config.sampling,
+            n=config.samples_per_question,
+            chunk_size=config.chunk_size,
+            description=f"{bench_run.key}",
+        )
+        for kind in kinds:
+            scores = score_benchmark(bench, samples, store, kind, judge)
+            entries[kind][bench_run.key] = summarize(
+                bench, scores, config.bootstrap_resamples, bench_run.subset
+            )
+            _write_scored(out / "scored" / kind / f"{bench_run.key}.jsonl", scores)
+        first = entries[kinds[0]][bench_run.key]
+        run.log(
+            step,
+            {
+                "benchmark": bench_run.key,
+                "score": first["score"],
+                "n": first["n"],
+                "n_pending": first["n_pending"],
+                "generated": outcome.generated,
+                "outage": outcome.outage,
+            },
+        )
+    run.close()
+    name = config.model.model
+    primary = entries[kinds[0]]
+    write_scores(out / "scores.json", primary, name, config.solver)
+    if "official" in entries and kinds[0] != "official":
+        write_scores(out / "scores.official.json", entries["official"], name, config.solver)
+    (out / "report.md").write_text(
+        render_markdown(entries.get("paper", {}), entries.get("official", {}), name, config.solver)
+    )
+    return json.loads((out / "scores.json").read_text())
+
+
+def _check_unique_keys(config: EvalConfig) -> None:
+    seen: set[str] = set()
+    for index, bench_run in enumerate(config.benchmarks):
+        if bench_run.key in seen:
+            raise ConfigError(
+                f"benchmarks[{index}]: {bench_run.key} is listed twice (give a different subset)"
+            )
+        seen.add(bench_run.key)
+
+
+def _load_tokenizer(config: EvalConfig) -> Any | None:
+    """The target tokenizer for truncation and length bins (None: send full contexts)."""
+    path = config.tokenizer
+    if path is None and config.model.backend in ("hf", "vllm"):
+        path = config.model.model
+    if path is None:
+        return None
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"tokenizer {path!r} could not be loaded: {err}".splitlines()[0]) from err
+
+
+def _write_scored(path: Path, scores: Any) -> None:
+    """Per-question scores for inspection, rewritten on every run."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as handle:
+        for question in scores.questions:
+            record = {"id": question.sample.id, "value": question.value, "scores": question.scores}
+            handle.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")

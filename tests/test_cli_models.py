@@ -1,0 +1,74 @@
+"""`qwenlong models tiny`: builds a loadable model; bad options fail with one line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from qwenlong.app.cli import app, main
+from qwenlong.core.tiny_model import count_parameters
+
+runner = CliRunner()
+
+
+def test_tiny_builds_the_requested_shape(tmp_path: Path) -> None:
+    out = tmp_path / "m"
+    shape = ["--vocab-size", "1024", "--num-experts", "4", "--experts-per-token", "1"]
+    result = runner.invoke(app, ["models", "tiny", "--out", str(out), "--seed", "3", *shape])
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())
+    assert (config["vocab_size"], config["num_local_experts"]) == (1024, 4)
+    assert config["num_experts_per_tok"] == 1
+    assert result.output.strip() == f"{out}\t{count_parameters(out):,} parameters"
+
+
+def test_tiny_trains_the_tokenizer_on_given_files(tmp_path: Path) -> None:
+    corpus = tmp_path / "a.txt"
+    corpus.write_text("xylophone quartet\n" * 200, encoding="utf-8")
+    out = tmp_path / "m"
+    args = ["models", "tiny", "--out", str(out), "--vocab-size", "512", "--corpus", str(corpus)]
+    assert runner.invoke(app, args).exit_code == 0
+    vocab = json.loads((out / "tokenizer.json").read_text())["model"]["vocab"]
+    assert "Ġquartet" in vocab and "xylophone" in vocab
+
+
+def test_busy_output_and_bad_shape_exit_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "x").write_text("x")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["models", "tiny", "--out", str(busy)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("config error: tiny model output") and "\n" not in err
+
+    with pytest.raises(SystemExit) as exit_info:
+        shape = ["--num-experts", "2", "--experts-per-token", "3"]
+        main(["models", "tiny", "--out", str(tmp_path / "n"), *shape])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "config error: models tiny: experts_per_token 3 exceeds num_experts"
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["models", "tiny", "--out", str(tmp_path / "n"), "--vocab-size", "100"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        err == "config error: models tiny: vocab_size: Input should be greater than or equal to 512"
+    )
+    assert not (tmp_path / "n").exists()
+
+
+def test_models_module_imports_no_torch() -> None:
+    code = (
+        "import sys, qwenlong.app.commands.models; "
+        "sys.exit(int('torch' in sys.modules or 'transformers' in sys.modules))"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
