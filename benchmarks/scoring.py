@@ -1,6 +1,6 @@
 """Throughput of the rule metrics on realistic synthetic model outputs (CPU only).
 
-    uv run python benchmarks/scoring.py [--items 100000] [--mrcr-items 5000] [--seed 0]
+    uv run python benchmarks/scoring.py [--items 100000] [--mrcr-items N] [--seed 0]
 
 Each metric scores `--items` outputs shaped like a thinking model's: a reasoning of a few
 thousand to tens of thousands of characters, `</think>`, then an answer in the form its
@@ -191,9 +191,13 @@ def measure(metric: str, items: int, seed: int, batch: int = 2_000) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--items", type=int, default=100_000)
-    parser.add_argument("--mrcr-items", type=int, default=5_000)
+    parser.add_argument(
+        "--mrcr-items", type=int, default=None, help="MRCR items (default: --items; ~0.5 ms each)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if args.mrcr_items is None:
+        args.mrcr_items = args.items
 
     rates: dict[str, float] = {}
     counts: dict[str, int] = {}

@@ -8,46 +8,23 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from qwenlong.app.cli import main
 from qwenlong.core.interfaces import SamplingParams
-from qwenlong.core.records import Completion, Conversation
 from qwenlong.core.serve import make_server
+from qwenlong.core.testing import EchoChatModel
 
 QWENLONG = str(Path(sys.executable).with_name("qwenlong"))
 """The console script installed in this environment."""
 
 
-class EchoModel:
-    """Completion k is the last message + '#k'; records what it was asked."""
-
-    name = "echo"
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[list[Conversation], SamplingParams]] = []
-
-    def generate(
-        self, conversations: Sequence[Conversation], sampling: SamplingParams
-    ) -> list[list[Completion]]:
-        self.calls.append((list(conversations), sampling))
-        return [
-            [Completion(f"{c[-1]['content']}#{k}") for k in range(sampling.n)]
-            for c in conversations
-        ]
-
-    def close(self) -> None:
-        pass
-
-
 @pytest.fixture
-def echo_server():
-    model = EchoModel()
-    with make_server(model, port=0, served_name="echo").start() as server:
-        yield server, model
+def echo_server(echo_chat_model: EchoChatModel):
+    with make_server(echo_chat_model, port=0, served_name="echo").start() as server:
+        yield server, echo_chat_model
 
 
 def free_port() -> int:
@@ -70,7 +47,7 @@ def test_generate_prints_the_completion_and_sends_the_options(echo_server, capsy
         "hello",
     )
     main(argv)
-    assert capsys.readouterr().out == "hello#0\n"
+    assert capsys.readouterr().out == "hello\n"  # "hello#0" cut at --max-new-tokens 5
     [(conversations, sampling)] = model.calls
     assert conversations == [
         [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello"}]

@@ -7,7 +7,6 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -18,42 +17,9 @@ from qwenlong.core.backends.config import OpenAIBackendConfig
 from qwenlong.core.backends.openai import OpenAIChatModel, parse_choices, retry_after_s
 from qwenlong.core.errors import BackendError, BackendUnavailable
 from qwenlong.core.interfaces import SamplingParams
-from qwenlong.core.records import Completion, Conversation
+from qwenlong.core.records import Conversation
 from qwenlong.core.serve import make_server
-
-
-class EchoModel:
-    """Completion k is the last message + '#k', one token (its code point) per character, token
-    i with log-prob -(i + 1) / 10; records the sampling settings it was called with."""
-
-    name = "echo"
-
-    def __init__(self) -> None:
-        self.samplings: list[SamplingParams] = []
-
-    def generate(
-        self, conversations: Sequence[Conversation], sampling: SamplingParams
-    ) -> list[list[Completion]]:
-        self.samplings.append(sampling)
-        out = []
-        for conversation in conversations:
-            texts = [f"{conversation[-1]['content']}#{k}" for k in range(sampling.n)]
-            out.append(
-                [
-                    Completion(
-                        text,
-                        [ord(ch) for ch in text],
-                        [-(i + 1) / 10 for i in range(len(text))] if sampling.logprobs else None,
-                        "length",
-                        prompt_tokens=len(conversation[-1]["content"]),
-                    )
-                    for text in texts
-                ]
-            )
-        return out
-
-    def close(self) -> None:
-        pass
+from qwenlong.core.testing import EchoChatModel
 
 
 def user(text: str) -> Conversation:
@@ -69,17 +35,16 @@ def client(base_url: str, **kwargs) -> OpenAIChatModel:
 
 
 @pytest.fixture
-def echo_server():
-    model = EchoModel()
-    with make_server(model, port=0, served_name="echo").start() as server:
-        yield server, model
+def echo_server(echo_chat_model: EchoChatModel):
+    with make_server(echo_chat_model, port=0, served_name="echo").start() as server:
+        yield server, echo_chat_model
 
 
 def test_round_trip_groups_orders_and_parses(echo_server) -> None:
     server, model = echo_server
     backend = client(server.url)
     sampling = SamplingParams(
-        max_new_tokens=7, temperature=0.3, top_p=0.9, n=2, stop=("\n",), seed=4, logprobs=True
+        max_new_tokens=3, temperature=0.3, top_p=0.9, n=2, stop=("\n",), seed=4, logprobs=True
     )
     try:
         results = backend.generate([user("a"), user("bc"), user("d")], sampling)
@@ -87,14 +52,16 @@ def test_round_trip_groups_orders_and_parses(echo_server) -> None:
         backend.close()
     assert [[c.text for c in group] for group in results] == [
         ["a#0", "a#1"],
-        ["bc#0", "bc#1"],
+        ["bc#", "bc#"],  # "bc#k" is cut at max_new_tokens
         ["d#0", "d#1"],
     ]
-    second = results[1][1]
-    assert second.token_ids == [98, 99, 35, 49]
-    assert second.logprobs == pytest.approx([-0.1, -0.2, -0.3, -0.4])
-    assert second.finish_reason == "length" and second.prompt_tokens == 2
-    assert set(model.samplings) == {sampling}  # every setting crossed the wire intact
+    first, cut = results[0][1], results[1][1]
+    assert first.token_ids == [97, 35, 49] and first.finish_reason == "stop"
+    assert cut.token_ids == [98, 99, 35]
+    assert cut.logprobs == pytest.approx([-0.1, -0.2, -0.3])
+    assert cut.finish_reason == "length" and cut.prompt_tokens == 2
+    # every setting crossed the wire intact
+    assert {s for _, s in model.calls} == {sampling}
 
 
 def test_no_logprobs_unless_asked(echo_server) -> None:
@@ -167,7 +134,7 @@ def ok_body(request: dict) -> dict:
 
 class ScriptedServer:
     """Answers request i with script[i] (the last entry repeats); a None body means `ok_body`.
-    Counts attempts and the most requests it ever held at once."""
+    Counts attempts and the most requests it ever held at once; keeps every request body."""
 
     def __init__(self, script: list[Reply]) -> None:
         self.script = script
@@ -175,6 +142,7 @@ class ScriptedServer:
         self.in_flight = 0
         self.max_in_flight = 0
         self.authorization: list[str | None] = []
+        self.requests: list[dict] = []
         self.lock = threading.Lock()
         owner = self
 
@@ -187,6 +155,7 @@ class ScriptedServer:
                     owner.in_flight += 1
                     owner.max_in_flight = max(owner.max_in_flight, owner.in_flight)
                     owner.authorization.append(self.headers.get("Authorization"))
+                    owner.requests.append(request)
                 try:
                     time.sleep(reply.delay_s)
                     data = json.dumps(reply.body or ok_body(request)).encode()
@@ -320,6 +289,20 @@ def test_api_key_comes_from_the_configured_variable(scripted, monkeypatch) -> No
     anonymous.generate([user("q")], SamplingParams())
     anonymous.close()
     assert server.authorization == ["Bearer sk-test", None]
+
+
+def test_return_token_ids_comes_from_the_config(scripted) -> None:
+    server = scripted(Reply(200))
+    for extra in ({"return_token_ids": True}, {}):
+        settings = OpenAIBackendConfig(base_url=server.url, **extra)
+        backend = OpenAIChatModel.from_config(
+            BackendConfig(backend="openai", model="m", openai=settings)
+        )
+        backend.generate([user("q")], SamplingParams())
+        backend.close()
+    with_ids, without = server.requests
+    assert with_ids["return_token_ids"] is True
+    assert "return_token_ids" not in without  # off by default: hosted APIs reject it
 
 
 # ---- pure pieces ---------------------------------------------------------------------------------

@@ -14,42 +14,10 @@ from qwenlong.core.errors import BackendError, BackendUnavailable
 from qwenlong.core.interfaces import SamplingParams
 from qwenlong.core.records import Completion, Conversation
 from qwenlong.core.serve import make_server
+from qwenlong.core.testing import EchoChatModel
 
 
-class EchoModel:
-    """Completion k of a conversation is its last message + '#k', one token per character.
-
-    Honours max_new_tokens (cut, finish "length") and stop strings (cut, finish "stop"); token i
-    gets log-prob -(i + 1) / 10; the prompt is as many tokens as its characters.
-    """
-
-    name = "echo"
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[list[str], SamplingParams]] = []
-
-    def _one(self, conversation: Conversation, k: int, sampling: SamplingParams) -> Completion:
-        text, finish = f"{conversation[-1]['content']}#{k}", "stop"
-        for stop in sampling.stop:
-            text = text.split(stop)[0]
-        if len(text) > sampling.max_new_tokens:
-            text, finish = text[: sampling.max_new_tokens], "length"
-        ids = [ord(ch) for ch in text]
-        logprobs = [-(i + 1) / 10 for i in range(len(ids))] if sampling.logprobs else None
-        prompt = sum(len(m["content"]) for m in conversation)
-        return Completion(text, ids, logprobs, finish, prompt_tokens=prompt)
-
-    def generate(
-        self, conversations: Sequence[Conversation], sampling: SamplingParams
-    ) -> list[list[Completion]]:
-        self.calls.append(([c[-1]["content"] for c in conversations], sampling))
-        return [[self._one(c, k, sampling) for k in range(sampling.n)] for c in conversations]
-
-    def close(self) -> None:
-        pass
-
-
-class GateModel(EchoModel):
+class GateModel(EchoChatModel):
     """An echo model whose first call waits for `release`, so a queue can build up behind it."""
 
     def __init__(self) -> None:
@@ -66,7 +34,7 @@ class GateModel(EchoModel):
         return super().generate(conversations, sampling)
 
 
-class FailingModel(EchoModel):
+class FailingModel(EchoChatModel):
     def __init__(self, error: Exception) -> None:
         super().__init__()
         self.error = error
@@ -77,6 +45,11 @@ class FailingModel(EchoModel):
 
 def user(text: str) -> Conversation:
     return [{"role": "user", "content": text}]
+
+
+def batches(model: EchoChatModel) -> list[list[str]]:
+    """The last message of each conversation, per recorded `generate` call."""
+    return [[c[-1]["content"] for c in conversations] for conversations, _ in model.calls]
 
 
 GREEDY = SamplingParams(temperature=0.0, max_new_tokens=50)
@@ -105,7 +78,7 @@ def test_batcher_merges_queued_compatible_requests_in_arrival_order() -> None:
     for name, future in queued.items():
         assert future.result(5)[0].text == f"{name}#0"
     batcher.close()
-    assert [names for names, _ in model.calls] == [["A"], ["B", "C", "D", "F"], ["E"]]
+    assert batches(model) == [["A"], ["B", "C", "D", "F"], ["E"]]
     assert [sampling for _, sampling in model.calls] == [GREEDY, GREEDY, SAMPLED]
 
 
@@ -118,7 +91,7 @@ def test_batcher_respects_max_batch() -> None:
     model.release.set()
     assert [f.result(5)[0].text for f in futures] == [f"{i}#0" for i in range(6)]
     batcher.close()
-    assert [names for names, _ in model.calls] == [["0"], ["1", "2"], ["3", "4"], ["5"]]
+    assert batches(model) == [["0"], ["1", "2"], ["3", "4"], ["5"]]
 
 
 def test_batcher_failure_reaches_every_caller_and_worker_survives() -> None:
@@ -184,10 +157,10 @@ def test_parse_request_maps_fields_and_openai_defaults() -> None:
 
 
 @pytest.fixture
-def echo_server():
-    model = EchoModel()
-    with make_server(model, port=0, served_name="echo", token_text=chr).start() as server:
-        yield server, model
+def echo_server(echo_chat_model):
+    server = make_server(echo_chat_model, port=0, served_name="echo", token_text=chr)
+    with server.start():
+        yield server, echo_chat_model
 
 
 HTTP = httpx.Client(timeout=10)
@@ -320,11 +293,11 @@ def test_concurrent_clients_share_one_generate_call() -> None:
         t.join(10)
     server.close()
     assert replies == {t: f"{t}#0" for t in ("first", "x", "y", "z")}
-    assert [len(names) for names, _ in model.calls] == [1, 3]
+    assert [len(names) for names in batches(model)] == [1, 3]
 
 
 def test_close_frees_the_port_and_stops_the_worker() -> None:
-    server = make_server(EchoModel(), port=0).start()
+    server = make_server(EchoChatModel(), port=0).start()
     url = server.url
     assert post(server, {"messages": [{"role": "user", "content": "x"}]}).status_code == 200
     server.close()
@@ -335,12 +308,12 @@ def test_close_frees_the_port_and_stops_the_worker() -> None:
 
 
 def test_taken_port_is_one_line_backend_error() -> None:
-    with make_server(EchoModel(), port=0) as first:
+    with make_server(EchoChatModel(), port=0) as first:
         port = first.server_address[1]
         with pytest.raises(
             BackendError, match=rf"^backend error: cannot listen on 127.0.0.1:{port}: "
         ):
-            make_server(EchoModel(), port=port)
+            make_server(EchoChatModel(), port=port)
 
 
 # ---- the tiny model ------------------------------------------------------------------------

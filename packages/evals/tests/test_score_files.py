@@ -97,7 +97,7 @@ def test_options_are_passed_to_the_metric(tmp_path: Path) -> None:
         (
             "docmath",
             {"prediction": "5", "answers": ["five"]},
-            r"p\.jsonl:1: sample .* 'five' is not a number",
+            r"p\.jsonl:1: DocMath gold answer 'five' is not a number",
         ),
         ("cover_em", "[1, 2]", r":1: expected a JSON object, got list"),
         ("cover_em", "{not json", r":1: not valid JSON"),
@@ -137,3 +137,9 @@ def test_extract_jsonl_errors(tmp_path: Path) -> None:
         list(extract_jsonl("paper", path))
     with pytest.raises(ConfigError, match="unknown answer extractor"):
         extract_jsonl("nope", path)
+
+
+def test_metric_errors_keep_the_sample_id_when_the_line_has_one(tmp_path: Path) -> None:
+    path = write(tmp_path / "p.jsonl", {"id": "q7", "prediction": "5", "answers": ["five"]})
+    with pytest.raises(DatasetError, match=r"p\.jsonl:1: sample 'q7': DocMath gold answer"):
+        list(score_jsonl("docmath", path))

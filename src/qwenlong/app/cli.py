@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "qwenlong.app.commands.serve",
     "qwenlong.app.commands.eval",
     "qwenlong.app.commands.tables",
+    "qwenlong.app.commands.data",
 )
 
 app = typer.Typer(

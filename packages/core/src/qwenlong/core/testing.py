@@ -6,6 +6,8 @@
   `BackendConfig(model=str(tiny_model_dir))`. Treat it as read-only: every test shares it.
 - `tiny_chat_model` (session): an `HFChatModel` (CPU, float32) on that directory, loaded once;
   use it where a test needs a `ChatModel` and does not care about backend settings.
+- `echo_chat_model` (function): a fresh `EchoChatModel`, the deterministic stub `ChatModel`
+  defined here (subclass the class itself for gated or failing variants).
 
 torch and transformers are imported only when a fixture is first used, so loading this plugin
 costs nothing for test runs that never ask for a model.
@@ -13,11 +15,14 @@ costs nothing for test runs that never ask for a model.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+
+from qwenlong.core.interfaces import SamplingParams
+from qwenlong.core.records import Completion, Conversation
 
 if TYPE_CHECKING:
     from qwenlong.core.backends.hf import HFChatModel
@@ -39,3 +44,47 @@ def tiny_chat_model(tiny_model_dir: Path) -> Iterator[HFChatModel]:
     model = HFChatModel(tiny_model_dir)
     yield model
     model.close()
+
+
+class EchoChatModel:
+    """A deterministic stub `ChatModel` that records what it was asked.
+
+    Completion k of a conversation is its last message's content + '#k', one token (the
+    character's code point) per character. Stop strings cut the text at the first occurrence
+    (finish "stop"); a text longer than `max_new_tokens` is cut to it (finish "length");
+    otherwise finish is "stop". Token i gets log-prob -(i + 1) / 10 when `sampling.logprobs`
+    is set, else `logprobs` is None. `prompt_tokens` is the total number of characters in the
+    conversation's messages. Every call appends `(list(conversations), sampling)` to `calls`.
+    """
+
+    def __init__(self, name: str = "echo") -> None:
+        self.name = name
+        self.calls: list[tuple[list[Conversation], SamplingParams]] = []
+
+    def complete(self, conversation: Conversation, k: int, sampling: SamplingParams) -> Completion:
+        """Completion k of one conversation (what `generate` returns for it)."""
+        text, finish = f"{conversation[-1]['content']}#{k}", "stop"
+        for stop in sampling.stop:
+            text = text.split(stop)[0]
+        if len(text) > sampling.max_new_tokens:
+            text, finish = text[: sampling.max_new_tokens], "length"
+        ids = [ord(ch) for ch in text]
+        logprobs = [-(i + 1) / 10 for i in range(len(ids))] if sampling.logprobs else None
+        prompt = sum(len(message["content"]) for message in conversation)
+        return Completion(text, ids, logprobs, finish, prompt_tokens=prompt)
+
+    def generate(
+        self, conversations: Sequence[Conversation], sampling: SamplingParams
+    ) -> list[list[Completion]]:
+        """`sampling.n` completions per conversation, in input order; the call is recorded."""
+        self.calls.append((list(conversations), sampling))
+        return [[self.complete(c, k, sampling) for k in range(sampling.n)] for c in conversations]
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+@pytest.fixture
+def echo_chat_model() -> EchoChatModel:
+    """A fresh `EchoChatModel` named "echo" with no recorded calls."""
+    return EchoChatModel()

@@ -152,17 +152,15 @@ def evaluate(source: str) -> Any:
 
 
 def _eval(node: ast.expr) -> Any:
-    kind = type(node)
-    if kind is ast.Constant:
-        return node.value  # type: ignore[attr-defined]
-    if kind is ast.BinOp:
-        op = _BINARY[type(node.op)]  # type: ignore[attr-defined]
-        return op(_eval(node.left), _eval(node.right))  # type: ignore[attr-defined]
-    if kind is ast.UnaryOp:
-        return _UNARY[type(node.op)](_eval(node.operand))  # type: ignore[attr-defined]
-    handler = _HANDLERS.get(kind)
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.BinOp):
+        return _BINARY[type(node.op)](_eval(node.left), _eval(node.right))
+    if isinstance(node, ast.UnaryOp):
+        return _UNARY[type(node.op)](_eval(node.operand))
+    handler = _HANDLERS.get(type(node))
     if handler is None:
-        raise Unsupported(f"{kind.__name__} expressions are not evaluated")
+        raise Unsupported(f"{type(node).__name__} expressions are not evaluated")
     return handler(node)
 
 
@@ -246,7 +244,8 @@ def _sequence(node: ast.Tuple | ast.List | ast.Set) -> Any:
 def _dict(node: ast.Dict) -> Any:
     if any(key is None for key in node.keys):
         raise Unsupported("dict unpacking")
-    return {_eval(k): _eval(v) for k, v in zip(node.keys, node.values, strict=True)}  # type: ignore[arg-type]
+    keys = [key for key in node.keys if key is not None]
+    return {_eval(k): _eval(v) for k, v in zip(keys, node.values, strict=True)}
 
 
 _HANDLERS: dict[type[ast.expr], Callable[[Any], Any]] = {

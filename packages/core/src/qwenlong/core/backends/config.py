@@ -37,6 +37,9 @@ class OpenAIBackendConfig(ConfigModel):
     """First backoff delay; doubles on each retry (with jitter), capped at 60 s."""
     timeout_s: float = Field(default=600.0, gt=0)
     """Per-request time limit."""
+    return_token_ids: bool = False
+    """Send vLLM's `return_token_ids` extension so choices carry token ids; hosted APIs reject
+    unknown fields. Our choice."""
 
 
 class VLLMBackendConfig(ConfigModel):

@@ -210,6 +210,7 @@ class OpenAIChatModel:
             max_retries=settings.max_retries,
             backoff_s=settings.backoff_s,
             timeout_s=settings.timeout_s,
+            return_token_ids=settings.return_token_ids,
         )
 
     def generate(

@@ -51,6 +51,8 @@ def containment_score(
 
 
 class _PaperContainment(RuleMetric):
+    """The `paper` extractor, then a containment test on normalised strings (`contains`)."""
+
     require_think: bool = False
     """Score 0 when the output has no `</think>`: QwenLong-L1's training reward does this (an
     unfinished reasoning has no answer). False for evaluation, where a non-thinking model's

@@ -85,11 +85,11 @@ class LongBenchV2(RuleMetric):
     Extraction is pred.py's (see `extract_longbench_v2`: `*` deleted, then
     "The correct answer is (X)" or "The correct answer is X", case-sensitive, first match).
     The gold is `sample.answers[0]` and must be one of A-D (else `DatasetError`). No letter
-    found: wrong. An empty output is wrong and
-    flagged `details["empty_output"]`: the official pred.py writes nothing for an empty API
-    reply, so such items drop out of its denominator; we keep them, and a report that wants
-    the official denominator can exclude the flagged items. Whitespace-only outputs count as
-    empty here (the official code would keep them, scored wrong).
+    found: wrong. An empty output is wrong and flagged `details["empty_output"]`: the official
+    pred.py writes nothing for an empty API reply, so such items drop out of its denominator
+    (result.py divides by the items written); we keep them, and a report that wants the
+    official denominator can exclude the flagged items. Whitespace-only outputs count as empty
+    here (the official code would keep them, scored wrong).
     """
 
     strip_reasoning: bool = True

@@ -26,10 +26,11 @@ PREFIX_KEY = "prefix"
 def mrcr_response(output: str) -> str:
     """The response MRCR grades: after the last `</think>`, minus the newlines right after it.
 
-    Qwen3's chat template separates reasoning and answer with "\\n\\n", which a server with a
-    reasoning parser never returns as content; removing exactly those newline characters (not
-    spaces, not anything further) recovers the content. Without `</think>` the output is used
-    unchanged, so a leading space before the prefix scores 0, as officially.
+    Qwen3's chat template puts "\\n\\n" between `</think>` and the answer: formatting, not
+    part of the answer, and graded as is it would fail every prefix check. Removing exactly
+    those newline characters (not spaces, not anything further) leaves what the model
+    answered. Without `</think>` the output is used unchanged, so a leading space before the
+    prefix scores 0, as officially.
     """
     cut = output.rfind(THINK_END)
     if cut < 0:

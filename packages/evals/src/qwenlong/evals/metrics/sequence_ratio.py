@@ -1,4 +1,4 @@
-"""`difflib.SequenceMatcher(None, a, b).ratio()` for strings, same value, several times faster.
+"""`difflib.SequenceMatcher(None, a, b).ratio()` for strings: the same value, about 3x faster.
 
 MRCR's official grade is that ratio on texts of hundreds to thousands of characters, and in
 pure-Python difflib it costs milliseconds per pair, far more than every other metric together.
@@ -12,13 +12,15 @@ tie is broken the same way and the result is the same float:
   difflib visits every position, but at any other position its run table becomes empty; we
   reproduce that by clearing the table whenever the visited positions are not consecutive;
 - candidate positions in `b` below the window are skipped by bisection instead of one by one;
+- a match is extended over equal characters 32 at a time (slice comparison), then one by one;
 - only the total size of the matching blocks is kept, which is all `ratio` needs; blocks are
   still found in difflib's order, each from its own window, so the total is identical;
 - equal strings return 1.0 at once: difflib's first match on equal strings always extends over
   the whole string (extension ignores popularity), giving 2n / 2n = 1.0.
 
-The tests compare against `difflib` on thousands of random pairs (small alphabets for ties and
-popular characters, lengths around the 200 threshold, equal and empty strings).
+Measured on 300-3,000-character prose pairs: about 1 ms instead of 3 ms per pair. The tests
+compare against `difflib` on 1,500 random pairs (small alphabets for ties and popular
+characters, lengths around the 200 threshold, equal and empty strings).
 """
 
 from __future__ import annotations
