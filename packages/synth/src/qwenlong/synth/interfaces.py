@@ -1,0 +1,93 @@
+"""The seams of qwenlong.synth: corpus in, verifiable `TaskSample`s out.
+
+    corpus (Documents)  ->  generators  ->  candidate TaskSamples (question, answers, provenance)
+                        ->  assembly    ->  long contexts at target token lengths, evidence spread
+                        ->  verification, difficulty balancing, dedup, decontamination
+                        ->  HF dataset of TaskSamples + report
+
+Generators never see a corpus's ground truth (the fictional world keeps one for tests and
+measures); they read documents, as they would a real corpus, and every answer they write is
+re-derivable from the documents alone: a graph path, an SQL query, a verified model answer.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from qwenlong.core.interfaces import ChatModel
+from qwenlong.core.records import Document, TaskSample
+
+CountTokens = Callable[[str], int]
+"""Length of a text in the target tokenizer's tokens."""
+
+
+@dataclass(frozen=True)
+class Triple:
+    """One extracted fact: (head, relation, tail) as surface strings, with where it was read."""
+
+    head: str
+    relation: str
+    """Relation label as written or normalised by the extractor (e.g. "employer", "born in")."""
+    tail: str
+    doc_id: str
+    date: str | None = None
+    """When the fact holds or happened, as found in the text (ISO year or date), if any."""
+    evidence: str = ""
+    """The sentence or infobox line the fact was read from."""
+    head_kind: str = ""
+    """Entity kind of the head when the source says it (person, organisation, place, event)."""
+    tail_kind: str = ""
+    """Entity kind of the tail, or "value" for literals (dates, numbers, descriptions)."""
+
+
+class TripleExtractor(Protocol):
+    """Reads facts from a document: a rule extractor for semi-structured text, or an LLM."""
+
+    name: str
+
+    def extract(self, docs: Sequence[Document]) -> list[list[Triple]]:
+        """Triples per document, in input order. Batched so LLM extractors run concurrently."""
+        ...
+
+
+@dataclass
+class Corpus:
+    """The documents synthesis reads, indexed by id, with token counts in the target tokenizer."""
+
+    documents: list[Document]
+    count_tokens: CountTokens
+    by_id: dict[str, Document] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.by_id = {d.id: d for d in self.documents}
+
+    def tokens(self, doc: Document) -> int:
+        if doc.n_tokens is None:
+            doc.n_tokens = self.count_tokens(doc.text)
+        return doc.n_tokens
+
+
+@dataclass
+class GenerationContext:
+    """What every generator receives besides the corpus."""
+
+    rng: random.Random
+    llm: ChatModel | None = None
+    """When None, generators use their rule and template paths only."""
+    log: Callable[[str], None] = print
+
+
+class Generator(Protocol):
+    """Turns a corpus into candidate samples (context not yet assembled).
+
+    Candidates name the documents their answer rests on in `provenance.source_documents`; the
+    assembly stage builds the long context from those plus distractors. A generator that makes
+    its own long input (dialogue memory) fills `context` and leaves `source_documents` empty.
+    """
+
+    name: str
+
+    def generate(self, corpus: Corpus, ctx: GenerationContext) -> Iterator[TaskSample]: ...
