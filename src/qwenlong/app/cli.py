@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "qwenlong.app.commands.eval",
     "qwenlong.app.commands.tables",
     "qwenlong.app.commands.data",
+    "qwenlong.app.commands.synth",
 )
 
 app = typer.Typer(

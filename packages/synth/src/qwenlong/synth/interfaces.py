@@ -91,3 +91,37 @@ class Generator(Protocol):
     name: str
 
     def generate(self, corpus: Corpus, ctx: GenerationContext) -> Iterator[TaskSample]: ...
+
+
+DROP_REASONS = (
+    "too_long",
+    "short_corpus",
+    "length_mismatch",
+    "grounding",
+    "robustness",
+    "unbalanced",
+    "duplicate",
+    "contaminated",
+)
+"""Reasons the assembly, verification and filter stages give, in pipeline order. Other stages
+may use their own reason strings; the report lists every reason it is given."""
+
+
+@dataclass(frozen=True)
+class Drop:
+    """A sample removed by a stage, and why: one row of the report's drop table."""
+
+    sample_id: str
+    reason: str
+    """One of DROP_REASONS, or a stage's own reason."""
+    stage: str
+    """The stage that removed it: assemble, verify, balance, dedup, decontam, ..."""
+    detail: str = ""
+    """Specifics for auditing: the duplicate's id, the overlapping n-gram, the pass count."""
+    task_type: str = ""
+    generator: str = ""
+
+    @classmethod
+    def of(cls, sample: TaskSample, reason: str, stage: str, detail: str = "") -> Drop:
+        """A drop of `sample`, carrying its task type and generator for the report's breakdowns."""
+        return cls(sample.id, reason, stage, detail, sample.task_type, sample.provenance.generator)

@@ -1,0 +1,1 @@
+"""The `qwenlong synth` pipeline: corpus -> extraction -> generators -> assembly -> verification -> filtering."""

@@ -1,0 +1,116 @@
+"""`qwenlong synth CONFIG.yaml --out DIR`, stage by stage as RECIPE.md section 1 describes.
+
+    documents  = corpus (fictional world or ingested folders), token-counted
+    triples    = extract(documents)                    # rule or LLM, resumable per document
+    candidates = generators A, B, C, dialogue          # each written once
+    candidates = dedup(candidates); decontaminate(candidates)
+    samples    = extend contexts with distractors to the target lengths
+    samples    = verify: knowledge grounding, contextual robustness (pass@k)
+    dataset    = balance by pass-rate bins
+    write DIR/dataset (parquet TaskSamples), DIR/report.md, DIR/summary.json
+
+Cheap filters run before verification so the model is never asked about a sample that would be
+dropped anyway. Everything after generation is deterministic for the seed and recomputed on a
+resumed run; verification's model calls are stored per sample and never repeated.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from qwenlong.core.backends import make_chat_model
+from qwenlong.core.dataset_io import write_samples
+from qwenlong.core.errors import ConfigError
+from qwenlong.core.interfaces import ChatModel
+from qwenlong.core.rundir import RunDir
+from qwenlong.evals.interfaces import Judge
+from qwenlong.evals.judge import LLMJudge
+from qwenlong.evals.truncation import HFTokenCounter
+from qwenlong.synth.assemble.extend import assemble_samples
+from qwenlong.synth.config import SynthConfig
+from qwenlong.synth.filter.balance import balance_by_difficulty
+from qwenlong.synth.filter.decontam import decontaminate, load_eval_texts
+from qwenlong.synth.filter.dedup import remove_near_duplicates
+from qwenlong.synth.interfaces import Corpus
+from qwenlong.synth.pipeline.generators import GeneratorInputs
+from qwenlong.synth.pipeline.stages import corpus_stage, extract_stage, generate_stage
+from qwenlong.synth.report import write_report
+from qwenlong.synth.verify.checks import verify_samples
+
+
+def run_synth(
+    config: SynthConfig,
+    out: Path,
+    *,
+    llm: ChatModel | None = None,
+    solver: ChatModel | None = None,
+    judge: Judge | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) synthesis into `out`; returns the summary also written to summary.json.
+
+    Models may be passed in (tests, notebooks); otherwise they are built from the config.
+    """
+    run = RunDir(out)
+    run.save_config(config)
+    tokenizer = _load_tokenizer(config.tokenizer)
+    count = HFTokenCounter(tokenizer)
+    llm = llm or (make_chat_model(config.llm) if config.llm else None)
+    solver = solver or (make_chat_model(config.solver) if config.solver else llm)
+    if judge is None and config.judge is not None:
+        judge = LLMJudge(make_chat_model(config.judge), cache_path=out / "judge_cache.jsonl")
+    rng = random.Random(f"{config.seed}:filters")
+    modes: dict[str, str] = {}
+
+    documents, modes["corpus"] = corpus_stage(config, out, count)
+    corpus = Corpus(documents, count)
+    triples, modes["extract"] = extract_stage(config, corpus, out, llm)
+    inputs = GeneratorInputs(triples=triples.triples([d.id for d in documents]), judge=judge)
+    candidates, generator_modes = generate_stage(config, corpus, out, inputs, llm)
+    modes.update({f"generator {name}": mode for name, mode in generator_modes.items()})
+
+    deduped = remove_near_duplicates(candidates, config.filter.dedup)
+    eval_texts = load_eval_texts(config.filter.decontam, count_tokens=count)
+    clean = decontaminate(deduped.kept, eval_texts, config.filter.decontam)
+    assembled = assemble_samples(clean.kept, corpus, config.assembly, rng)
+    verified = verify_samples(
+        assembled.samples, solver, config.verify, out / "verify", tokenizer=tokenizer
+    )
+    balanced = balance_by_difficulty(verified.samples, config.filter.balance, rng)
+    modes |= {
+        "dedup": deduped.mode,
+        "decontam": clean.mode,
+        "assemble": assembled.mode,
+        "verify": verified.mode,
+        "balance": balanced.mode,
+    }
+
+    dataset = balanced.kept
+    drops = deduped.drops + clean.drops + assembled.drops + verified.drops + balanced.drops
+    write_samples(dataset, out / "dataset" / "data.parquet")
+    write_report(out, dataset, drops, modes, contamination=clean.counts)
+    summary = {
+        "samples": len(dataset),
+        "candidates": len(candidates),
+        "by_task_type": dict(Counter(s.task_type for s in dataset)),
+        "by_generator": dict(Counter(s.provenance.generator for s in dataset)),
+        "drops": dict(Counter(d.reason for d in drops)),
+        "stage_modes": modes,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    run.log(0, {"samples": len(dataset), "candidates": len(candidates), "drops": len(drops)})
+    run.close()
+    return summary
+
+
+def _load_tokenizer(path: str) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"tokenizer: {path!r} could not be loaded: {first}") from err
