@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from qwenlong.app.cli import main
 from qwenlong.core.dataset_io import read_samples
 from qwenlong.core.interfaces import SamplingParams
 from qwenlong.core.records import Completion, Conversation, TaskSample
@@ -39,13 +40,16 @@ def _dataset(out: Path) -> list[TaskSample]:
     return read_samples(out / "dataset" / "data.parquet")
 
 
-def test_killed_synth_resumes_to_the_same_dataset(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_killed_synth_resumes_to_the_same_dataset(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QWENLONG_PROGRESS", "0")
     config = tmp_path / "synth.yaml"
     config.write_text(_config_text(tiny_model_dir))
     env = {**os.environ, "QWENLONG_PROGRESS": "0"}
 
-    straight = tmp_path / "straight"
-    subprocess.run(_synth(config, straight), env=env, check=True, capture_output=True)
+    straight = tmp_path / "straight"  # in this process; only the killed run needs its own
+    main(_synth(config, straight)[3:])
 
     resumed = tmp_path / "resumed"
     proc = subprocess.Popen(_synth(config, resumed), env=env, stderr=subprocess.DEVNULL)
@@ -59,7 +63,7 @@ def test_killed_synth_resumes_to_the_same_dataset(tiny_model_dir: Path, tmp_path
     assert not (resumed / "dataset").exists()
     triples = (resumed / "extract" / "triples.jsonl").read_bytes()
 
-    subprocess.run(_synth(config, resumed), env=env, check=True, capture_output=True)
+    main(_synth(config, resumed)[3:])
     assert (resumed / "extract" / "triples.jsonl").read_bytes() == triples  # not re-extracted
     assert "(resumed)" in (resumed / "report.md").read_text()
     a, b = _dataset(straight), _dataset(resumed)

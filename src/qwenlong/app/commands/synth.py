@@ -9,7 +9,9 @@ import typer
 
 
 def synth_command(
-    config: Path = typer.Argument(..., help="Synthesis YAML (see experiments/synth-tiny-cpu.yaml)."),
+    config: Path = typer.Argument(
+        ..., help="Synthesis YAML (see experiments/synth-tiny-cpu.yaml)."
+    ),
     out: Path = typer.Option(..., "--out", help="Run directory; an existing one is resumed."),
     overrides: list[str] = typer.Option([], "--set", help="Override a config key: a.b=value."),
 ) -> None:
