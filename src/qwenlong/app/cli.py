@@ -13,6 +13,7 @@ import sys
 
 import typer
 
+from qwenlong.app.solvers import register_solvers
 from qwenlong.core.errors import QwenlongError
 
 COMMAND_MODULES = (
@@ -23,6 +24,9 @@ COMMAND_MODULES = (
     "qwenlong.app.commands.tables",
     "qwenlong.app.commands.data",
     "qwenlong.app.commands.synth",
+    "qwenlong.app.commands.merge",
+    "qwenlong.app.commands.memagent",
+    "qwenlong.app.commands.train",
 )
 
 app = typer.Typer(
@@ -43,6 +47,7 @@ def _root(
     _state["debug"] = debug
 
 
+register_solvers()  # the memory agent joins the evals SOLVERS registry (evals cannot import it)
 for _name in COMMAND_MODULES:
     importlib.import_module(_name).register(app)
 

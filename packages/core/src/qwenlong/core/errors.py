@@ -43,3 +43,9 @@ class BackendUnavailable(BackendError):
     """
 
     kind = "backend unavailable"
+
+
+class CheckpointError(QwenlongError):
+    """A checkpoint or model directory is missing, unreadable, or does not match what it must."""
+
+    kind = "checkpoint error"

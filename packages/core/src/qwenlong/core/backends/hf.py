@@ -133,7 +133,9 @@ class HFChatModel:
         if self.model is None:
             raise BackendError(f"{self.name}: generate called after close")
         _check_sampling(sampling)
-        prompts = [self._encode(conversation, i) for i, conversation in enumerate(conversations)]
+        prompts = [
+            self.encode_prompt(conversation, i) for i, conversation in enumerate(conversations)
+        ]
         base_seed = sampling.seed if sampling.seed is not None else secrets.randbits(63)
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         results: list[list[Completion]] = [[] for _ in prompts]
@@ -170,7 +172,9 @@ class HFChatModel:
             raise BackendError(f"{self.name}: neither the tokenizer nor the model defines eos")
         return frozenset(ids)
 
-    def _encode(self, conversation: Conversation, index: int) -> list[int]:
+    def encode_prompt(self, conversation: Conversation, index: int = 0) -> list[int]:
+        """Token ids of `conversation` rendered with the chat template and generation prompt,
+        exactly as `generate` feeds it (`index` names the conversation in errors)."""
         from jinja2 import TemplateError
 
         try:

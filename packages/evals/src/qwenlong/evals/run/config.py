@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -74,7 +74,11 @@ class EvalConfig(ConfigModel):
     """Tokenizer for middle truncation and token bins; defaults to `model.model` for the hf and
     vllm backends. None with the openai backend sends full contexts."""
     solver: str = "single_pass"
-    """A key of the SOLVERS registry: single_pass, or memagent once the memory agent is installed."""
+    """A key of the SOLVERS registry: single_pass; memagent (the memory agent) or routed (single
+    pass inside the window, the agent beyond it), registered by the app layer."""
+    solver_options: dict[str, Any] = Field(default_factory=dict)
+    """Extra settings passed to the solver factory, e.g. the memory agent's chunk_tokens and
+    memory_tokens; each solver validates its own."""
     benchmarks: list[BenchmarkRun] = Field(min_length=1)
     sampling: EvalSampling = EvalSampling()
     samples_per_question: int = Field(default=1, ge=1)

@@ -54,7 +54,10 @@ def run_eval(
             cache_path=out / "judge_cache.jsonl",
         )
     solver = SOLVERS.get(config.solver)(
-        model, tokenizer=tokenizer, max_input_tokens=config.sampling.max_input_tokens
+        model,
+        tokenizer=tokenizer,
+        max_input_tokens=config.sampling.max_input_tokens,
+        **config.solver_options,
     )
     kinds: list[MetricKind] = (
         ["paper", "official"] if config.metrics == "both" else [config.metrics]

@@ -1,0 +1,233 @@
+"""The training config: one YAML file describes a whole RL run (`qwenlong train CONFIG.yaml`).
+
+Each section belongs to the module that uses it (sampler, rewards, advantages, losses, masks,
+AEPO, torch policy); this file only assembles them and adds what the loop itself needs: the
+model, the data, rollout settings, the SFT warm start, the length stages, checkpointing,
+held-out evaluation and Ray. Defaults are the paper's where it publishes them (RECIPE.md
+section 2: G = 8, 128 prompts per batch, constant lr 2e-6, temperature 0.7, top-p 0.95, no KL,
+one update per batch); every other default says it is ours.
+
+Two settings have one source of truth here although the policy also needs them: the sampling
+temperature (`rollout.temperature`; the policy must divide its logits by the same value or the
+on-policy ratio is not 1) and the loss (`loss`). Setting them under `policy.torch` is refused.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from qwenlong.core.backends.config import BackendConfig, HFBackendConfig
+from qwenlong.core.config import ConfigModel
+from qwenlong.core.rundir import LoggingConfig
+from qwenlong.rl.advantages import AdvantageConfig
+from qwenlong.rl.aepo import AepoConfig
+from qwenlong.rl.losses import LossConfig
+from qwenlong.rl.masks import NegativeClipConfig
+from qwenlong.rl.rewards import RewardConfig
+from qwenlong.rl.sampler import SamplerConfig
+from qwenlong.rl.stages import StageConfig
+from qwenlong.rl.torch_policy import TorchPolicyConfig
+
+
+class DataConfig(ConfigModel):
+    """Where the training prompts come from and which of them are held out."""
+
+    train: tuple[str, ...] = Field(min_length=1)
+    """Parquet files or folders of `TaskSample`s (qwenlong.core.dataset_io), concatenated."""
+    heldout: str | None = None
+    """A separate held-out file; None splits the held-out set off `train` by id hash."""
+    heldout_fraction: float = Field(default=0.0, ge=0, lt=1)
+    """With `heldout` None: the share of `train` samples held out, chosen by a hash of the
+    sample id (stable whatever the file order); 0 holds nothing out."""
+
+
+class RolloutConfig(ConfigModel):
+    """How responses are generated."""
+
+    group_size: int = Field(default=8, ge=1)
+    """G, responses per prompt (the GRPO group). Paper: 8."""
+    temperature: float = Field(default=0.7, gt=0)
+    """Sampling temperature, also the temperature of the policy's log-probs. Paper: 0.7."""
+    top_p: float = Field(default=0.95, gt=0, le=1)
+    """Nucleus sampling mass. Paper: 0.95."""
+    max_input_tokens: int = Field(default=20480, ge=1)
+    """Prompt limit when `stages` is empty (the document is middle-truncated to fit). Paper
+    Stage-1: 20K."""
+    max_new_tokens: int = Field(default=12288, ge=1)
+    """Response limit when `stages` is empty. Paper Stage-1: 12K."""
+    num_workers: int = Field(default=1, ge=1)
+    """Rollout engines (Ray actors); the batch's prompts are divided among them."""
+    num_cpus_per_worker: float = Field(default=1.0, ge=0)
+    """CPUs each engine reserves in Ray (fractions allowed). Our choice."""
+    num_gpus_per_worker: float = Field(default=0.0, ge=0)
+    """GPUs each engine reserves in Ray (0 on CPU machines)."""
+    hf: HFBackendConfig = HFBackendConfig(torch_threads=1)
+    """Settings of the `hf` rollout engines (device, dtype, decode batch, threads). One torch
+    thread each by default, since engines and policy workers share the machine's cores."""
+
+
+class PolicyConfig(ConfigModel):
+    """The model being trained."""
+
+    num_workers: int = Field(default=1, ge=1)
+    """Data-parallel policy ranks (Ray actors; gloo on CPU, NCCL on GPU)."""
+    num_cpus_per_worker: float = Field(default=1.0, ge=0)
+    """CPUs each rank reserves in Ray (fractions allowed). Our choice."""
+    num_gpus_per_worker: float = Field(default=0.0, ge=0)
+    """GPUs each rank reserves in Ray (0 on CPU machines)."""
+    torch: TorchPolicyConfig = TorchPolicyConfig(torch_threads=1)
+    """Optimizer (lr 2e-6 constant: the paper's), micro-batching and numerics of each rank.
+    Its `temperature` and `loss` are filled from `rollout.temperature` and `loss`."""
+
+
+class SFTConfig(ConfigModel):
+    """The SFT warm start: cross-entropy on the synthesized answers before RL (qwenlong.rl.sft).
+
+    Not in the paper (its base model is already competent); tiny CPU models need it to produce
+    anything a reward can grade. All defaults are ours.
+    """
+
+    steps: int = Field(ge=1)
+    """Optimizer steps."""
+    batch_size: int = Field(default=16, ge=1)
+    """Prompts per step, drawn with the task-balanced sampler of the first stage's data."""
+    lr: float = Field(default=1e-3, gt=0)
+    """AdamW learning rate (constant). Far above RL's 2e-6: a random tiny model starts from
+    nothing."""
+    max_input_tokens: int | None = Field(default=None, ge=1)
+    """Prompt limit; None takes the first stage's."""
+    think: bool = False
+    """Prefix the target with an empty `<think></think>` block, for thinking models whose
+    reward reads the text after `</think>` (see qwenlong.rl.sft)."""
+    log_every: int = Field(default=10, ge=1)
+    """Write a line to RUN/sft/metrics.jsonl every this many steps."""
+    control: bool = False
+    """After RL, also continue SFT from the warm-start weights for the wall time RL took and
+    evaluate it on the held-out set: the control showing what RL adds over more SFT."""
+
+
+class RayConfig(ConfigModel):
+    """Where the actors run."""
+
+    enabled: bool = True
+    """Run rollout engines, reward scoring and policy ranks as Ray actors. False runs them all
+    in the driver process (same loop, no actors): for debugging and fast tests."""
+    address: str | None = None
+    """An existing Ray cluster to attach to ("auto", "ray://host:10001"); None starts a local
+    Ray inside this process, stopped when training ends."""
+    num_cpus: int | None = Field(default=None, ge=1)
+    """CPUs of the local Ray (None: all of the machine's); ignored when attaching."""
+
+
+class TrainConfig(ConfigModel):
+    """An RL run: model, data, algorithm, stages, checkpoints, evaluation, Ray."""
+
+    model: str
+    """HF model directory of the initial policy (also the rollout engines' starting weights)."""
+    data: DataConfig
+    """Training and held-out prompts."""
+    seed: int = 0
+    """Every random draw (sampling, shuffles, rollouts) is derived from (seed, step)."""
+    steps: int | None = Field(default=None, ge=1)
+    """Optimizer steps when `stages` is empty (one stage named "main"); with stages, each
+    stage sets its own and this must be null."""
+    stages: tuple[StageConfig, ...] = ()
+    """Progressive length stages, run in order (qwenlong.rl.stages)."""
+    updates_per_batch: int = Field(default=1, ge=1)
+    """Optimizer updates per rollout batch, each on a disjoint mini-batch of its sequences.
+    1 (the paper): strictly on-policy, the ratio is 1 and clipping is inert. More makes the
+    later updates off-policy: old log-probs are taken before the first, and clipping acts."""
+    sampler: SamplerConfig = SamplerConfig()
+    """Task-balanced prompt sampling; `batch_size` prompts per step (paper: 128)."""
+    rollout: RolloutConfig = RolloutConfig()
+    """Generation settings."""
+    reward: RewardConfig = RewardConfig()
+    """Rule reward, judge where it fails."""
+    judge: BackendConfig | None = None
+    """The judge model when `reward.use_judge` (the paper: gpt-oss-120b); None: no judge."""
+    advantage: AdvantageConfig = AdvantageConfig()
+    """Advantage estimator (Eq.7 by default)."""
+    loss: LossConfig = LossConfig()
+    """Policy loss, ratio clipping, KL (beta 0: the paper), token-level aggregation (Eq.4)."""
+    negative_clip: NegativeClipConfig = NegativeClipConfig()
+    """Negative-gradient clipping (Eq.8-9), off by default."""
+    aepo: AepoConfig = AepoConfig()
+    """Adaptive entropy control (Eq.11)."""
+    policy: PolicyConfig = PolicyConfig()
+    """Policy ranks and their optimizer."""
+    sft: SFTConfig | None = None
+    """SFT warm start before RL; None starts RL from `model` directly."""
+    checkpoint_every: int | None = Field(default=50, ge=1)
+    """Save a checkpoint every this many steps (and always after the last); None only at the
+    end. Our choice."""
+    keep_checkpoints: int = Field(default=2, ge=1)
+    """Newest checkpoints kept; older ones are deleted. Our choice."""
+    eval_every: int | None = Field(default=None, ge=1)
+    """Evaluate on the held-out set every this many steps, besides before the first and after
+    the last; None: only before and after."""
+    heldout_size: int = Field(default=0, ge=0)
+    """Held-out prompts evaluated (the first ones by id hash); 0 turns held-out evaluation
+    off."""
+    heldout_temperature: float = Field(default=0.0, ge=0)
+    """Sampling temperature of held-out responses; 0 is greedy (one response per prompt,
+    deterministic). Our choice."""
+    logging: LoggingConfig = LoggingConfig()
+    """TensorBoard / wandb mirrors of RUN/metrics.jsonl."""
+    ray: RayConfig = RayConfig()
+    """Where the actors run."""
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        if self.stages and self.steps is not None:
+            raise ValueError("set either steps (one stage) or stages, not both")
+        if not self.stages and self.steps is None:
+            raise ValueError("steps is required when no stages are listed")
+        names = [stage.name for stage in self.stages]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"stage names {', '.join(repeated)} appear more than once")
+        first = self.stages[0] if self.stages else None
+        if first is not None and first.data.retrospective and first.data.pass_rates is None:
+            raise ValueError(
+                f"stage {first.name!r} uses data.retrospective but has no previous stage; "
+                "set its data.pass_rates"
+            )
+        owned = {"temperature": "rollout.temperature", "loss": "loss"}
+        for name, where in owned.items():
+            if name in self.policy.torch.model_fields_set:
+                raise ValueError(f"policy.torch.{name} is set from {where}; set it there")
+        if self.heldout_size and self.data.heldout is None and not self.data.heldout_fraction:
+            raise ValueError(
+                "heldout_size > 0 needs held-out prompts: set data.heldout or data.heldout_fraction"
+            )
+        if not self.ray.enabled:
+            for section in ("policy", "rollout"):
+                workers = getattr(self, section).num_workers
+                if workers != 1:
+                    raise ValueError(
+                        f"{section}.num_workers is {workers} but ray.enabled is false; "
+                        "several workers need Ray"
+                    )
+        if self.reward.use_judge and self.judge is None:
+            raise ValueError("reward.use_judge is true but judge (a backend config) is null")
+        return self
+
+    def stage_list(self) -> tuple[StageConfig, ...]:
+        """The stages to run: `stages`, or one stage "main" from `steps` and the rollout limits."""
+        if self.stages:
+            return self.stages
+        return (
+            StageConfig(
+                name="main",
+                steps=self.steps or 1,
+                max_input_tokens=self.rollout.max_input_tokens,
+                max_output_tokens=self.rollout.max_new_tokens,
+            ),
+        )
+
+    def policy_config(self, lr: float | None = None) -> TorchPolicyConfig:
+        """The torch policy's config with the run's temperature and loss (and `lr` if given)."""
+        update = {"temperature": self.rollout.temperature, "loss": self.loss}
+        if lr is not None:
+            update["lr"] = lr
+        return self.policy.torch.model_copy(update=update)

@@ -1,0 +1,45 @@
+"""Waiting on Ray results with the project's errors.
+
+A worker raising `QwenlongError` (a bad model directory, a tensor of the wrong shape) reaches
+the driver wrapped in a `RayTaskError` whose text is the remote traceback; the user should see
+the one line the worker raised instead. A worker process that died is an environment problem,
+reported as a `BackendError`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ray
+from ray.exceptions import RayActorError, RayTaskError
+
+from qwenlong.core.errors import BackendError, QwenlongError
+
+
+def ray_get(refs: Any) -> Any:
+    """`ray.get` of one object ref or a list of them, re-raising a worker's QwenlongError as
+    itself and a dead actor as a BackendError. With a list, every result is waited for before
+    the first error is raised, so no failed task is left unobserved (Ray would log it)."""
+    if not isinstance(refs, list):
+        return _get_one(refs)
+    results, first_error = [], None
+    for ref in refs:
+        try:
+            results.append(_get_one(ref))
+        except Exception as err:
+            first_error = first_error or err
+    if first_error is not None:
+        raise first_error
+    return results
+
+
+def _get_one(ref: Any) -> Any:
+    try:
+        return ray.get(ref)
+    except RayTaskError as err:
+        if isinstance(err.cause, QwenlongError):
+            raise err.cause from None
+        raise
+    except RayActorError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise BackendError(f"a Ray worker died: {first}") from None

@@ -1,0 +1,359 @@
+"""The torch `Policy`: an HF causal LM trained with AdamW, on CPU or GPU, one data-parallel rank.
+
+A `PackedBatch` is unpacked into right-padded micro-batches (rows x longest row within a token
+budget), each row with its own positions 0..L-1 and an attention mask, so a sequence sees
+exactly the context it would see alone. Logits are divided by the rollout temperature before
+the log-softmax, because the log-probs the loss differentiates must be those of the policy the
+rollouts were sampled from (qwenlong.core.backends.hf reports log_softmax(logits / T) too).
+
+`train_step` accumulates the gradients of every micro-batch's loss contribution, then, with
+several ranks, sums them over the data-parallel group (the contributions are already divided by
+the global token count, so the sum is the whole batch's gradient), clips the norm and steps
+AdamW. Every rank ends the step with identical weights.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.distributed as dist
+from pydantic import Field
+from torch import Tensor
+
+from qwenlong.core.backends.hf import quiet_progress_bars
+from qwenlong.core.config import ConfigModel
+from qwenlong.core.errors import BackendError, CheckpointError
+from qwenlong.rl.batch_checks import check_batch, check_per_token, check_trainable, check_update
+from qwenlong.rl.dp import all_reduce_gradients, micro_batches
+from qwenlong.rl.interfaces import PackedBatch, PolicyUpdate, StepStats, TokenStats
+from qwenlong.rl.losses import LossConfig, compute_loss
+from qwenlong.rl.micro_batch import accepts_logits_to_keep, pad_micro_batch, score_micro_batch
+from qwenlong.rl.weights import load_named_tensors
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+class TorchPolicyConfig(ConfigModel):
+    """Optimizer, micro-batching and numerics of the torch policy."""
+
+    lr: float = Field(default=2e-6, gt=0)
+    """AdamW learning rate, constant (no warm-up or decay): the paper's 2e-6."""
+    weight_decay: float = Field(default=0.01, ge=0)
+    """AdamW decoupled weight decay. The paper is silent; verl's actor default."""
+    betas: tuple[float, float] = (0.9, 0.999)
+    """AdamW moment decay rates. The paper is silent; the torch and verl default."""
+    eps: float = Field(default=1e-8, gt=0)
+    """AdamW denominator epsilon. The torch default."""
+    grad_clip: float | None = Field(default=1.0, gt=0)
+    """Clip the global gradient norm to this; None only measures it. The paper is silent;
+    verl's default."""
+    micro_batch_tokens: int | None = Field(default=8192, ge=1)
+    """Padded tokens (rows x longest row) per micro-batch: bounds activation memory. A longer
+    sequence runs alone. None: no token limit. Our choice."""
+    micro_batch_size: int | None = Field(default=None, ge=1)
+    """Sequences per micro-batch at most; None: no row limit. Both limits may be set."""
+    temperature: float = Field(default=0.7, gt=0)
+    """Logits are divided by this before the log-softmax, as in the rollouts: the paper's
+    rollout temperature 0.7. Must equal the sampling temperature for the ratio to be 1."""
+    entropy_chunk_size: int = Field(default=1024, ge=1)
+    """Token rows per chunk of the log-softmax / entropy computation (bounded memory)."""
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    """Weights, gradients and optimizer state dtype. float32 on CPU; bfloat16 halves memory on
+    GPU at the cost of precision in the update (no float32 master copy is kept)."""
+    device: str = "cpu"
+    """Torch device: "cpu", "cuda", "cuda:1", or "auto" (CUDA when present, else CPU)."""
+    gradient_checkpointing: bool = False
+    """Recompute each layer's activations in the backward pass: less memory, ~30% more time."""
+    torch_threads: int | None = None
+    """torch intra-op threads for this rank; set 1 when several ranks share few cores."""
+    allreduce_bucket_mb: float = Field(default=64.0, gt=0)
+    """Gradients are summed across ranks in flat buckets of about this size. Our choice."""
+    loss: LossConfig = LossConfig()
+    """The policy loss (qwenlong.rl.losses): clipping, KL, aggregation."""
+
+
+class TorchPolicy:
+    """One data-parallel rank of the torch policy, implementing `Policy`.
+
+    With `world_size` > 1 every rank must be built from the same model directory and config,
+    and `torch.distributed` must be initialised; `process_group` (default: the world group) is
+    the data-parallel group the gradients are summed over. Inputs (`PackedBatch`,
+    `PolicyUpdate`) and returned `TokenStats` live on the CPU whatever the device.
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        config: TorchPolicyConfig = TorchPolicyConfig(),
+        rank: int = 0,
+        world_size: int = 1,
+        process_group: dist.ProcessGroup | None = None,
+    ) -> None:
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise BackendError(f"torch policy: rank {rank} is not in a world of {world_size}")
+        if world_size > 1:
+            if not dist.is_initialized():
+                raise BackendError(
+                    f"torch policy rank {rank}: world_size {world_size} but torch.distributed "
+                    "is not initialised"
+                )
+            if dist.get_world_size(process_group) != world_size:
+                raise BackendError(
+                    f"torch policy rank {rank}: world_size {world_size} but the process group "
+                    f"has {dist.get_world_size(process_group)} ranks"
+                )
+        if config.torch_threads is not None:
+            torch.set_num_threads(config.torch_threads)
+        self.config = config
+        self.rank = rank
+        self.world_size = world_size
+        self.process_group = process_group
+        self.model_path = Path(model_path)
+        self.device = resolve_device(config.device)
+        self.model = _load_model(self.model_path, _DTYPES[config.dtype], self.device)
+        if config.gradient_checkpointing:
+            self.model.gradient_checkpointing_enable()
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.params, **self._optimizer_settings())
+        self.vocab_size = int(self.model.get_input_embeddings().num_embeddings)
+        pad = getattr(self.model.config, "pad_token_id", None)
+        self.pad_id = int(pad) if pad is not None else 0
+        self.where = f"torch policy rank {rank} ({self.model_path})"
+        self._head_subset = accepts_logits_to_keep(self.model)
+
+    # --- Policy -------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def forward_logprobs(self, batch: PackedBatch, mask: Tensor | None = None) -> TokenStats:
+        """Log-probs of `batch.input_ids` under softmax(logits / temperature) and the entropy
+        of that distribution, packed like the input (0 at each sequence's first token).
+
+        `mask` ([N] bool, optional) limits the work to the positions it marks (typically the
+        loss mask: the trainer needs response tokens only); the others hold 0. On long prompts
+        this skips most of the output head and the full-vocabulary entropy.
+        """
+        check_batch(batch, self.vocab_size, self.where)
+        check_per_token("mask", mask, batch, self.where)
+        self.model.eval()
+        logprobs = torch.zeros(batch.num_tokens, dtype=torch.float32)
+        entropy = torch.zeros(batch.num_tokens, dtype=torch.float32)
+        wanted = None if mask is None else mask.bool()
+        for positions, values, entropies in self._score(batch, wanted, self.config.temperature):
+            logprobs[positions] = values.cpu()
+            entropy[positions] = entropies.cpu()
+        return TokenStats(logprobs=logprobs, entropy=entropy)
+
+    def train_step(
+        self, batch: PackedBatch, update: PolicyUpdate, *, global_sequences: int | None = None
+    ) -> StepStats:
+        """One AdamW step on the loss of `batch` (this rank's share of the global batch).
+
+        Only tokens in `update.token_mask` are run through the log-softmax and only sequences
+        holding one are run through the model. `global_sequences` (sequences of the global
+        batch with a token in the mask) is needed by the sequence-level loss aggregations; by
+        default it is counted in `batch`, right only when `batch` is the whole global batch.
+        `loss` and `extra` are this rank's contributions: sum them over ranks.
+        """
+        check_batch(batch, self.vocab_size, self.where)
+        mask = check_update(batch, update, self.where)
+        sequence_index = batch.sequence_index()
+        if global_sequences is None:
+            global_sequences = int(torch.unique(sequence_index[mask]).numel())
+        self.model.train()
+        total = 0.0
+        extra: dict[str, float] = {}
+        for pos, logprobs, _ in self._score(batch, mask, self.config.temperature):
+            loss, stats = compute_loss(
+                logprobs,
+                _pick(update.old_logprobs, pos, self.device),
+                _pick(update.ref_logprobs, pos, self.device),
+                update.advantages[pos].to(self.device, torch.float32),
+                torch.ones(pos.numel(), dtype=torch.bool, device=self.device),
+                update.global_tokens,
+                self.config.loss,
+                seq_index=sequence_index[pos].to(self.device),
+                global_sequences=global_sequences,
+            )
+            loss.backward()
+            total += float(loss.detach())
+            for key, value in stats.items():
+                extra[key] = extra.get(key, 0.0) + value
+        grad_norm = self._apply_gradients(extra)
+        return StepStats(total, grad_norm, batch.num_tokens, int(mask.sum()), extra)
+
+    def sft_step(self, batch: PackedBatch, global_tokens: int) -> StepStats:
+        """One AdamW step on the cross-entropy of the loss-mask tokens (the SFT warm start).
+
+        The summed token negative log-likelihood is divided by `global_tokens` (the loss-mask
+        tokens of the whole global batch), the same normalisation as the RL loss, so the step
+        does not depend on how the batch was split. Plain cross-entropy at temperature 1: the
+        likelihood of the data itself, not of the tempered sampling policy.
+        """
+        check_batch(batch, self.vocab_size, self.where)
+        mask = batch.loss_mask.bool()
+        check_trainable(batch, mask, "loss_mask", global_tokens, self.where)
+        self.model.train()
+        total = 0.0
+        for _, logprobs, _ in self._score(batch, mask, 1.0):
+            loss = -logprobs.sum() / max(global_tokens, 1)
+            loss.backward()
+            total += float(loss.detach())
+        extra: dict[str, float] = {}
+        grad_norm = self._apply_gradients(extra)
+        return StepStats(total, grad_norm, batch.num_tokens, int(mask.sum()), extra)
+
+    def export_weights(self) -> Iterator[tuple[str, Tensor]]:
+        """(name, tensor) for every entry of the model's state dict, one at a time.
+
+        Names are those of the loaded transformers module (what `load_weights` of a policy or
+        of `HFRolloutEngine` expects); `save_pretrained` writes the on-disk checkpoint layout.
+        The tensors are the live parameters, detached, on the policy's device: consume or copy
+        them before the next step changes them.
+        """
+        for name, tensor in self.model.state_dict().items():
+            yield name, tensor.detach()
+
+    # --- state --------------------------------------------------------------------------
+
+    def load_weights(self, weights: Iterable[tuple[str, Tensor]]) -> None:
+        """Copy named tensors into the model in place (strict: every name, every shape)."""
+        load_named_tensors(self.model, weights, self.where)
+
+    def optimizer_state(self) -> dict[str, Any]:
+        """A CPU snapshot of the AdamW state (moments, step counts), safe to keep or save."""
+        return _to_cpu(self.optimizer.state_dict())
+
+    def load_optimizer_state(self, state: dict[str, Any]) -> None:
+        """Restore an `optimizer_state()` snapshot. The config's hyper-parameters (lr, betas,
+        weight decay, eps) win over the snapshot's, so the config stays the source of truth."""
+        try:
+            self.optimizer.load_state_dict(state)
+        except (ValueError, KeyError, TypeError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise CheckpointError(f"{self.where}: cannot load optimizer state: {first}") from None
+        for group in self.optimizer.param_groups:
+            group.update(self._optimizer_settings())
+
+    def save_pretrained(self, out_dir: str | Path) -> Path:
+        """Write the model (safetensors, HF layout) and its tokenizer to `out_dir`, loadable by
+        `AutoModelForCausalLM` and the `hf` chat backend."""
+        from transformers import AutoTokenizer
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        with quiet_progress_bars():
+            self.model.save_pretrained(out)
+            AutoTokenizer.from_pretrained(self.model_path).save_pretrained(out)
+        return out
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _optimizer_settings(self) -> dict[str, Any]:
+        config = self.config
+        return {
+            "lr": config.lr,
+            "betas": config.betas,
+            "eps": config.eps,
+            "weight_decay": config.weight_decay,
+        }
+
+    def _score(
+        self, batch: PackedBatch, wanted: Tensor | None, temperature: float
+    ) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+        """(packed positions, log-probs, entropy) of each micro-batch in turn.
+
+        Covers every predicted token, or only the `wanted` ones; sequences holding none of
+        them are not run at all. Log-probs carry gradient when autograd is on, so a caller
+        can backward each micro-batch's loss before the next one is built.
+        """
+        sequences = list(range(batch.num_sequences))
+        if wanted is not None:
+            sequences = torch.unique(batch.sequence_index()[wanted]).tolist()
+        lengths = batch.lengths().tolist()
+        plan = micro_batches(
+            [lengths[s] for s in sequences],
+            self.config.micro_batch_tokens,
+            self.config.micro_batch_size,
+        )
+        for micro in plan:
+            padded = pad_micro_batch(
+                batch,
+                [sequences[i] for i in micro],
+                wanted,
+                pad_id=self.pad_id,
+                device=self.device,
+                head_subset=self._head_subset,
+            )
+            logprobs, entropy = score_micro_batch(
+                self.model, padded, temperature, self.config.entropy_chunk_size
+            )
+            yield padded.positions, logprobs, entropy
+
+    def _apply_gradients(self, extra: dict[str, float]) -> float:
+        """Sum gradients over ranks, clip, step, zero; return the pre-clip global norm.
+
+        A parameter that got no gradient (an expert no token was routed to) gets zeros, so every
+        rank reduces the same tensors and AdamW treats it the same whatever the split. A
+        non-finite norm skips the update (weights untouched) and sets extra["step_skipped"].
+        """
+        for param in self.params:
+            if param.grad is None:
+                param.grad = torch.zeros_like(param)
+        if self.world_size > 1:
+            all_reduce_gradients(
+                [param.grad for param in self.params],
+                self.process_group,
+                int(self.config.allreduce_bucket_mb * 2**20),
+            )
+        max_norm = self.config.grad_clip if self.config.grad_clip is not None else math.inf
+        norm = float(torch.nn.utils.clip_grad_norm_(self.params, max_norm))
+        if math.isfinite(norm):
+            self.optimizer.step()
+            extra["step_skipped"] = 0.0
+        else:
+            extra["step_skipped"] = 1.0
+        self.optimizer.zero_grad(set_to_none=True)
+        return norm
+
+
+def _pick(values: Tensor | None, positions: Tensor, device: torch.device) -> Tensor | None:
+    return None if values is None else values[positions].to(device, torch.float32)
+
+
+def resolve_device(device: str) -> torch.device:
+    """The torch device a config's `device` string names ("auto": CUDA when present)."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise BackendError(f"torch policy: unknown device {device!r}") from None
+
+
+def _load_model(path: Path, dtype: torch.dtype, device: torch.device) -> torch.nn.Module:
+    from transformers import AutoModelForCausalLM
+
+    if not (path / "config.json").is_file():
+        raise BackendError(f"torch policy: no model directory at {path} (config.json not found)")
+    try:
+        with quiet_progress_bars():
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+        return model.to(device)
+    except (OSError, ValueError, KeyError, RuntimeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise BackendError(f"torch policy: cannot load model from {path}: {first}") from None
+
+
+def _to_cpu(value: Any) -> Any:
+    """Deep copy of nested dicts/lists/tuples with every tensor cloned to the CPU."""
+    if isinstance(value, Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {key: _to_cpu(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_to_cpu(item) for item in value)
+    return value
