@@ -43,7 +43,7 @@ def forward_logprobs(model: HFChatModel, prompt: list[int], generated: list[int]
 
 
 def prompts_of(model: HFChatModel) -> list[list[int]]:
-    return [model._encode(conversation, i) for i, conversation in enumerate(CONVERSATIONS)]
+    return [model.encode_prompt(conversation, i) for i, conversation in enumerate(CONVERSATIONS)]
 
 
 @pytest.mark.parametrize(("temperature", "top_p"), [(0.7, 0.9), (1.3, 1.0), (0.0, 1.0)])

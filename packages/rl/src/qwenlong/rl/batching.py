@@ -5,20 +5,32 @@ B*G sequences in one fixed order: prompt-major, so sequence `b*G + g` is respons
 and `group_ids = b`. The packed batch holds each sequence as prompt + response (the loss mask on
 the response), and per-sequence values (advantages, kept flags) are broadcast to tokens with the
 batch's own `sequence_index`, so no caller has to re-derive the layout.
+
+How the B*G trajectories are generated is a rollout kind (`ROLLOUTS`, chosen by
+`rollout.kind`): "single_pass" makes each trajectory one sequence; "memagent"
+(qwenlong.rl.memagent_rollout) makes it K memory-update steps plus the final answer, each step
+its own packed sequence, mapped back to its trajectory by `RolloutBatch.trajectory_of`.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from qwenlong.core.errors import ConfigError, DatasetError
+from qwenlong.core.interfaces import SamplingParams
 from qwenlong.core.records import Completion, TaskSample
-from qwenlong.rl.interfaces import PackedBatch
+from qwenlong.core.registry import Registry
+from qwenlong.rl.interfaces import PackedBatch, RolloutEngine
+from qwenlong.rl.prompting import PromptBuilder
+
+if TYPE_CHECKING:
+    from qwenlong.rl.config import RolloutConfig
 
 
 @dataclass
@@ -39,6 +51,15 @@ class RolloutBatch:
     """Prompt + response tokens of every sequence, loss mask on the responses."""
     group_size: int
     """G: responses per prompt."""
+    trajectory_of: Tensor | None = None
+    """[S] int64: the trajectory (index into `samples`) each packed sequence is a step of;
+    None when every trajectory is exactly one sequence (single pass)."""
+
+    def per_sequence(self, values: Tensor) -> Tensor:
+        """Per-trajectory `values` [B*G] copied to every packed sequence of the trajectory [S]."""
+        if values.numel() != len(self.samples):
+            raise ValueError(f"{values.numel()} values for {len(self.samples)} trajectories")
+        return values if self.trajectory_of is None else values[self.trajectory_of]
 
     @property
     def outputs(self) -> list[str]:
@@ -97,6 +118,32 @@ def build_rollout_batch(
         packed=packed,
         group_size=size,
     )
+
+
+RolloutFn = Callable[
+    [Sequence[TaskSample], RolloutEngine, PromptBuilder, int, SamplingParams, "RolloutConfig"],
+    RolloutBatch,
+]
+"""(samples, engine, prompt builder, max input tokens, sampling with n = G, rollout config)
+-> the step's `RolloutBatch`."""
+
+ROLLOUTS: Registry[RolloutFn] = Registry("rollout kind")
+ROLLOUTS.add_lazy("memagent", "qwenlong.rl.memagent_rollout:memagent_rollout")
+
+
+@ROLLOUTS.register("single_pass")
+def single_pass_rollout(
+    samples: Sequence[TaskSample],
+    engine: RolloutEngine,
+    prompts: PromptBuilder,
+    max_input_tokens: int,
+    sampling: SamplingParams,
+    config: RolloutConfig,
+) -> RolloutBatch:
+    """G responses to each sample's one prompt, its document middle-truncated to the limit."""
+    conversations = prompts.conversations(samples, max_input_tokens)
+    groups = engine.generate(conversations, sampling)
+    return build_rollout_batch(samples, engine.prompt_ids(conversations), groups)
 
 
 def to_tokens(values: Tensor, packed: PackedBatch) -> Tensor:

@@ -14,11 +14,14 @@ on-policy ratio is not 1) and the loss (`loss`). Setting them under `policy.torc
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 
 from qwenlong.core.backends.config import BackendConfig, HFBackendConfig
 from qwenlong.core.config import ConfigModel
 from qwenlong.core.rundir import LoggingConfig
+from qwenlong.memagent.config import MemAgentConfig
 from qwenlong.rl.advantages import AdvantageConfig
 from qwenlong.rl.aepo import AepoConfig
 from qwenlong.rl.losses import LossConfig
@@ -44,6 +47,15 @@ class DataConfig(ConfigModel):
 class RolloutConfig(ConfigModel):
     """How responses are generated."""
 
+    kind: Literal["single_pass", "memagent"] = "single_pass"
+    """single_pass: one prompt with the (middle-truncated) document, one response. memagent:
+    the memory agent reads the document chunk by chunk; each memory update and the final
+    answer is a training sequence carrying its trajectory's advantage (RECIPE.md section 3,
+    qwenlong.rl.memagent_rollout)."""
+    memagent: MemAgentConfig = MemAgentConfig()
+    """Chunk and memory budgets, update-step sampling and parsing of the memory agent, used
+    when `kind` is memagent (paper's Memory-RL: 32K chunks, 15K memory). Its router is not
+    used: every RL sample goes through the agent."""
     group_size: int = Field(default=8, ge=1)
     """G, responses per prompt (the GRPO group). Paper: 8."""
     temperature: float = Field(default=0.7, gt=0)

@@ -2,9 +2,9 @@
 
     for each stage, for each step:
         batch    = sampler.next_batch()                 task-balanced (Sec. 4.2)
-        groups   = rollout.generate(prompts, n=G)       prompts middle-truncated to the stage
+        groups   = rollout.generate(prompts, n=G)       single pass or memory agent (rollout.kind)
         rewards  = reward(groups)                       rule, then judge where it fails
-        adv      = advantages(rewards, groups, tasks)   Eq.7, task-specific std
+        adv      = advantages(rewards, groups, tasks)   Eq.7, task-specific std, per trajectory
         stats    = policy.forward_logprobs(packed)      log-probs and full-vocabulary entropy
         keep     = AEPO (Eq.11) and negative-gradient clipping (Eq.8-9)
         policy.train_step(packed, adv, keep)            token-level loss over the global batch (Eq.4)
@@ -27,7 +27,7 @@ from qwenlong.core.rundir import RunDir
 from qwenlong.rl.advantages import compute_advantages
 from qwenlong.rl.aepo import AepoController, batch_entropy
 from qwenlong.rl.batching import (
-    build_rollout_batch,
+    ROLLOUTS,
     derive_seed,
     minibatches,
     to_tokens,
@@ -77,10 +77,16 @@ def rl_step(
     """One rollout batch and its policy update(s); returns the step's metrics."""
     timer = PhaseTimer()
     samples = session.sampler.next_batch()
-    conversations = session.plan.prompts.conversations(samples, stage.max_input_tokens)
+    rollout = ROLLOUTS.get(config.rollout.kind)
     with timer.phase("generate"):
-        groups = parts.rollout.generate(conversations, rollout_sampling(config, stage, step))
-        batch = build_rollout_batch(samples, parts.rollout.prompt_ids(conversations), groups)
+        batch = rollout(
+            samples,
+            parts.rollout,
+            session.plan.prompts,
+            stage.max_input_tokens,
+            rollout_sampling(config, stage, step),
+            config.rollout,
+        )
     with timer.phase("score"):
         scored = parts.reward(batch.samples, batch.outputs)
         advantages = compute_advantages(
@@ -92,7 +98,10 @@ def rl_step(
             stats.entropy, batch.packed.sequence_index(), batch.packed.loss_mask
         )
         session.aepo.update(entropy)
-        update = policy_update(batch.packed, advantages, stats, session.aepo, parts, config)
+        # A trajectory's advantage goes to each of its steps (memory agent, RECIPE.md sec. 3).
+        update = policy_update(
+            batch.packed, batch.per_sequence(advantages), stats, session.aepo, parts, config
+        )
         trained = update_policy(parts.policy, batch.packed, update, config, step)
     with timer.phase("sync"):
         parts.rollout.load_weights(parts.policy.export_weights())

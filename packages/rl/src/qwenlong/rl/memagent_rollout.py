@@ -1,0 +1,183 @@
+"""Memory-agent RL (RECIPE.md section 3) as a rollout kind of the trainer (`rollout.kind: memagent`).
+
+    for each prompt sample b, G trajectories g of the memory agent over its document:
+        steps 1..K   (q_core, m_{t-1}, p_{t-1}, x_t) -> <memory> m_t </memory> <plan> p_t </plan>
+        final        (q_core, m_K, q_inst)           -> answer
+    reward       on the final answer only (the trainer's reward function, unchanged)
+    advantage    per trajectory, grouped by prompt (the trainer's estimator, unchanged)
+    training     every step of a trajectory is its own sequence (its prompt + its output),
+                 carrying the trajectory's advantage; the loss is the usual token-level one
+
+So the trainer only needs the trajectory of each packed sequence (`RolloutBatch.trajectory_of`):
+rewards and advantages are computed over the B*G final answers, then copied to the steps.
+
+The policy must be trained on exactly the tokens the engine fed and sampled. The agent speaks
+to a `ChatModel`; here that model is `EngineChatModel`, a thin view of the trainer's
+`RolloutEngine` (in process or on Ray) that records, for every response it returns, the prompt
+ids the engine rendered for it (`RolloutEngine.prompt_ids`, the hf backend's own
+`encode_prompt`) and the generated `Completion` with its token ids. `StepCollector`, the agent's
+observer, takes those records in the order the agent reports its steps and results, and checks
+each against the report (same text, same finish reason), so a change in the agent's call order
+fails loudly instead of pairing a step with another step's tokens.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import torch
+
+from qwenlong.core.errors import BackendError, DatasetError
+from qwenlong.core.interfaces import SamplingParams
+from qwenlong.core.records import Completion, Conversation, TaskSample
+from qwenlong.memagent.interfaces import AgentResult, AgentStep
+from qwenlong.memagent.solver import MemAgentSolver
+from qwenlong.rl.batching import RolloutBatch
+from qwenlong.rl.config import RolloutConfig
+from qwenlong.rl.interfaces import PackedBatch, RolloutEngine
+from qwenlong.rl.prompting import PromptBuilder
+
+
+@dataclass(frozen=True)
+class StepSequence:
+    """One training sequence of a trajectory: what the model was fed and what it generated."""
+
+    prompt_ids: list[int]
+    completion: Completion
+
+
+class EngineChatModel:
+    """A `ChatModel` over a `RolloutEngine` that remembers the prompt ids of every response.
+
+    Records queue up in the order of the engine's output (conversation-major, then the `n`
+    completions of each), which is the order in which the memory agent reports them.
+    """
+
+    def __init__(self, engine: RolloutEngine) -> None:
+        self.engine = engine
+        self.name = f"rollout:{getattr(engine, 'name', type(engine).__name__)}"
+        self.pending: deque[StepSequence] = deque()
+
+    def generate(
+        self, conversations: Sequence[Conversation], sampling: SamplingParams
+    ) -> list[list[Completion]]:
+        groups = self.engine.generate(conversations, sampling)
+        prompt_ids = self.engine.prompt_ids(conversations)
+        for ids, group in zip(prompt_ids, groups, strict=True):
+            self.pending.extend(StepSequence(list(ids), completion) for completion in group)
+        return groups
+
+    def take(self, what: str) -> StepSequence:
+        """The oldest unclaimed response; `what` names the claimant in the error."""
+        if not self.pending:
+            raise BackendError(f"memagent rollout: no recorded response left for {what}")
+        return self.pending.popleft()
+
+    def close(self) -> None:
+        """Nothing to free: the engine belongs to the trainer."""
+
+
+class StepCollector:
+    """The agent's observer: pairs each reported step and final answer with its recorded tokens.
+
+    Trajectories are keyed by (task index, lane); task ids are the sample's position in the
+    batch, so a sample drawn twice in one batch still gives two sets of trajectories.
+    """
+
+    def __init__(self, model: EngineChatModel) -> None:
+        self.model = model
+        self.steps: dict[tuple[int, int], list[StepSequence]] = defaultdict(list)
+        self.finals: dict[tuple[int, int], StepSequence] = {}
+
+    def on_step(self, step: AgentStep) -> None:
+        record = self.model.take(f"task {step.sample_id} lane {step.lane} step {step.step}")
+        _check(record.completion, step.raw_output, step.finish_reason, step.sample_id, step.step)
+        self.steps[int(step.sample_id), step.lane].append(record)
+
+    def on_result(self, sample_id: str, results: Sequence[AgentResult]) -> None:
+        for result in results:
+            record = self.model.take(f"task {sample_id} lane {result.lane} final answer")
+            _check(record.completion, result.text, result.finish_reason, sample_id, "final")
+            self.finals[int(sample_id), result.lane] = record
+
+
+def _check(
+    completion: Completion, text: str | None, finish: str, task: str, step: int | str
+) -> None:
+    if completion.text != text or completion.finish_reason != finish:
+        raise BackendError(
+            f"memagent rollout: task {task} step {step}: the agent reported another response "
+            "than the engine returned at this position (call order changed?)"
+        )
+
+
+def memagent_rollout(
+    samples: Sequence[TaskSample],
+    engine: RolloutEngine,
+    prompts: PromptBuilder,
+    max_input_tokens: int,
+    sampling: SamplingParams,
+    config: RolloutConfig,
+) -> RolloutBatch:
+    """G memory-agent trajectories per sample, every step a packed sequence (see module doc).
+
+    The document is first middle-truncated to `max_input_tokens` (the stage's input limit:
+    the paper's Memory-RL reads up to 128K tokens in 32K chunks), then read chunk by chunk.
+    The update steps' sampling follows `config.memagent.step` (unset: the rollout's).
+    """
+    agent_config = config.memagent.model_copy(update={"trace_raw_outputs": "always"})
+    model = EngineChatModel(engine)
+    collector = StepCollector(model)
+    solver = MemAgentSolver(
+        model, prompts.counter.tokenizer, config=agent_config, observer=collector, keep_steps=False
+    )
+    cut = [replace(s, context=prompts.context(s, max_input_tokens), documents=[]) for s in samples]
+    tasks = [replace(task, id=str(b)) for b, task in enumerate(solver.tasks(cut))]
+    model.pending.clear()  # an LLM query split's calls are not part of any trajectory
+    results = solver.solve_tasks(tasks, sampling)
+    if model.pending:
+        raise BackendError(
+            f"memagent rollout: {len(model.pending)} responses were never reported by the agent"
+        )
+    group = sampling.n
+    return trajectory_batch(samples, collector, [len(r) for r in results], group)
+
+
+def trajectory_batch(
+    samples: Sequence[TaskSample], collector: StepCollector, lanes: Sequence[int], group: int
+) -> RolloutBatch:
+    """Pack the collected trajectories prompt-major (trajectory b*G + g), steps then answer."""
+    if any(count != group for count in lanes):
+        raise BackendError(f"memagent rollout: lanes per sample {list(lanes)}, expected {group}")
+    task_names = sorted({s.task_type for s in samples})
+    task_index = {name: i for i, name in enumerate(task_names)}
+    prompt_ids: list[list[int]] = []
+    responses: list[list[int]] = []
+    trajectory_of: list[int] = []
+    finals: list[Completion] = []
+    for b, sample in enumerate(samples):
+        for g in range(group):
+            final = collector.finals[b, g]
+            for record in [*collector.steps.get((b, g), []), final]:
+                if not record.completion.token_ids:
+                    raise DatasetError(
+                        f"memagent rollout: sample {sample.id!r} lane {g}: a response has no "
+                        "token ids; the rollout engine must return them"
+                    )
+                prompt_ids.append(record.prompt_ids)
+                responses.append(record.completion.token_ids)
+                trajectory_of.append(b * group + g)
+            finals.append(final.completion)
+    flat_samples = [sample for sample in samples for _ in range(group)]
+    return RolloutBatch(
+        samples=flat_samples,
+        completions=finals,
+        group_ids=torch.arange(len(samples)).repeat_interleave(group),
+        task_ids=torch.tensor([task_index[s.task_type] for s in flat_samples], dtype=torch.long),
+        task_names=task_names,
+        packed=PackedBatch.from_sequences(prompt_ids, responses),
+        group_size=group,
+        trajectory_of=torch.tensor(trajectory_of, dtype=torch.long),
+    )
