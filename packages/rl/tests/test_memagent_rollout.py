@@ -191,13 +191,17 @@ def test_unknown_rollout_kind_names_the_known_ones() -> None:
 
 
 def test_tiny_memagent_run_trains_on_steps(tiny_model_dir: Path, tmp_path: Path) -> None:
+    # Dialogue needles with an empty MRCR prefix: even the random model's answers earn a dense,
+    # varying reward, so the advantages are not all zero and the steps carry a gradient.
     samples = [
         TaskSample(
-            id=f"read-{i}",
-            task_type="reading",
-            question=f"What is the code of item {i}?",
-            answers=[f"k{i}"],
-            context=" ".join(f"Row {n}: item {n} has code k{n}." for n in range(10 + i)),
+            id=f"dlg-{i}",
+            task_type="dialogue_memory",
+            question=f"Repeat the line about item {i}.",
+            answers=[f"item {i} is here"],
+            answer_kind="sequence",
+            context=" ".join(f"line {n}: item {n} is here." for n in range(12 + i)),
+            meta={"prefix": ""},
         )
         for i in range(4)
     ]
@@ -208,7 +212,7 @@ def test_tiny_memagent_run_trains_on_steps(tiny_model_dir: Path, tmp_path: Path)
             "data": {"train": [str(data)]},
             "steps": 2,
             "seed": 1,
-            "sampler": {"batch_size": 2, "tasks": ["reading"]},
+            "sampler": {"batch_size": 2, "tasks": ["dialogue_memory"]},
             "rollout": {
                 "kind": "memagent",
                 "group_size": 2,
@@ -230,4 +234,48 @@ def test_tiny_memagent_run_trains_on_steps(tiny_model_dir: Path, tmp_path: Path)
     for record in records:
         # 2 prompts x 2 trajectories, each at least two chunks + the answer.
         assert record["sequences"] >= 4 * 3
-        assert record["grad_norm"] is not None
+        assert record["response_tokens"] > 4 * 6  # update outputs train, not just the answers
+    assert any(r["reward_std"] > 0 and r["grad_norm"] > 0 for r in records)
+
+
+class CountingEngine:
+    """Numbers every completion it makes and records the `n` of each call."""
+
+    name = "counting"
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int]] = []  # (conversations, n)
+        self.made = 0
+
+    def generate(
+        self, conversations: Sequence[Conversation], sampling: SamplingParams
+    ) -> list[list[Completion]]:
+        self.calls.append((len(conversations), sampling.n))
+        out = []
+        for _ in conversations:
+            group = [Completion(text=str(self.made + j), token_ids=[9]) for j in range(sampling.n)]
+            self.made += sampling.n
+            out.append(group)
+        return out
+
+    def prompt_ids(self, conversations: Sequence[Conversation]) -> list[list[int]]:
+        return [[len(c[0]["content"])] for c in conversations]
+
+    def load_weights(self, weights: Iterable[tuple[str, Tensor]]) -> None:
+        raise AssertionError("not used")
+
+
+def test_identical_prompts_in_one_call_get_independent_responses() -> None:
+    engine = CountingEngine()
+    model = EngineChatModel(engine)
+    same, other = [{"role": "user", "content": "aa"}], [{"role": "user", "content": "b"}]
+    replies = model.generate([same, other, same], SamplingParams(max_new_tokens=2, n=1))
+    # "aa" asked once with n=2 (one call per multiplicity), "b" once with n=1.
+    assert sorted(engine.calls) == [(1, 1), (1, 2)]
+    texts = [group[0].text for group in replies]
+    assert texts[0] != texts[2] and len(set(texts)) == 3
+    assert [(r.prompt_ids, r.completion.text) for r in model.pending] == [
+        ([2], texts[0]),
+        ([1], texts[1]),
+        ([2], texts[2]),
+    ]

@@ -35,16 +35,20 @@ if TYPE_CHECKING:
 
 @dataclass
 class RolloutBatch:
-    """One step's B prompts x G responses, flattened prompt-major."""
+    """One step's B prompts x G trajectories, flattened prompt-major.
+
+    A trajectory is one response (single pass) or the memory agent's steps and final answer;
+    per-trajectory fields are [B*G], `packed` holds [S] sequences (S = B*G in single pass).
+    """
 
     samples: list[TaskSample]
-    """[B*G] the sample each sequence answers (each prompt repeated G times)."""
+    """[B*G] the sample each trajectory answers (each prompt repeated G times)."""
     completions: list[Completion]
-    """[B*G] the generated responses."""
+    """[B*G] the final responses (what the reward reads)."""
     group_ids: Tensor
-    """[B*G] int64: the prompt index b of each sequence (the GRPO group)."""
+    """[B*G] int64: the prompt index b of each trajectory (the GRPO group)."""
     task_ids: Tensor
-    """[B*G] int64: index of each sequence's task type in `task_names`."""
+    """[B*G] int64: index of each trajectory's task type in `task_names`."""
     task_names: list[str]
     """Task types present, sorted; `task_ids` index into it."""
     packed: PackedBatch
@@ -63,11 +67,11 @@ class RolloutBatch:
 
     @property
     def outputs(self) -> list[str]:
-        """Response texts, in sequence order (what the reward reads)."""
+        """Final response texts, in trajectory order (what the reward reads)."""
         return [c.text for c in self.completions]
 
     def response_lengths(self) -> Tensor:
-        """[B*G] int64: generated tokens per sequence."""
+        """[B*G] int64: generated tokens of each final response."""
         return torch.tensor([len(c.token_ids) for c in self.completions], dtype=torch.long)
 
     def truncated(self) -> Tensor:

@@ -140,14 +140,20 @@ class StepStats:
 class Policy(Protocol):
     """The model being trained. Implemented by the torch and Megatron backends."""
 
-    def forward_logprobs(self, batch: PackedBatch) -> TokenStats:
+    def forward_logprobs(self, batch: PackedBatch, mask: Tensor | None = None) -> TokenStats:
         """Per-token log-probs of `batch.input_ids` and full-vocabulary entropy, packed like
-        the input. No gradient."""
+        the input. No gradient. With `mask` ([N] bool) only those positions are computed (the
+        output head runs on them alone); the others hold 0."""
         ...
 
     def train_step(self, batch: PackedBatch, update: PolicyUpdate) -> StepStats:
         """One optimizer step over `batch` (split into micro-batches internally, gradients
         accumulated), the loss normalised by `update.global_tokens`."""
+        ...
+
+    def sft_step(self, batch: PackedBatch, global_tokens: int) -> StepStats:
+        """One optimizer step of cross-entropy on the loss-mask tokens, normalised like the RL
+        loss by the global batch's token count (the SFT warm start)."""
         ...
 
     def export_weights(self) -> Iterator[tuple[str, Tensor]]:

@@ -23,6 +23,7 @@ fails loudly instead of pairing a step with another step's tokens.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -53,6 +54,11 @@ class EngineChatModel:
 
     Records queue up in the order of the engine's output (conversation-major, then the `n`
     completions of each), which is the order in which the memory agent reports them.
+
+    Identical conversations in one call are sent once, with `n` times their count: two lanes of
+    a sample whose memories happen to agree ask the same prompt, and an engine that seeds each
+    response by (seed, prompt, index), as the hf backend does, would hand both the very same
+    sample, making the group's trajectories copies instead of independent draws.
     """
 
     def __init__(self, engine: RolloutEngine) -> None:
@@ -63,11 +69,39 @@ class EngineChatModel:
     def generate(
         self, conversations: Sequence[Conversation], sampling: SamplingParams
     ) -> list[list[Completion]]:
-        groups = self.engine.generate(conversations, sampling)
-        prompt_ids = self.engine.prompt_ids(conversations)
-        for ids, group in zip(prompt_ids, groups, strict=True):
-            self.pending.extend(StepSequence(list(ids), completion) for completion in group)
+        index: dict[str, int] = {}
+        unique: list[Conversation] = []
+        slots: list[tuple[int, int]] = []  # (unique conversation, its occurrence) per input
+        counts: list[int] = []
+        for conversation in conversations:
+            key = json.dumps(list(conversation), sort_keys=True)
+            if key not in index:
+                index[key] = len(unique)
+                unique.append(conversation)
+                counts.append(0)
+            slots.append((index[key], counts[index[key]]))
+            counts[index[key]] += 1
+        replies = self._generate_unique(unique, counts, sampling)
+        prompt_ids = self.engine.prompt_ids(unique)
+        n = sampling.n
+        groups = [replies[u][k * n : (k + 1) * n] for u, k in slots]
+        for (u, _), group in zip(slots, groups, strict=True):
+            self.pending.extend(StepSequence(list(prompt_ids[u]), c) for c in group)
         return groups
+
+    def _generate_unique(
+        self, unique: list[Conversation], counts: list[int], sampling: SamplingParams
+    ) -> list[list[Completion]]:
+        """`counts[u] * sampling.n` completions of each unique conversation: one engine call
+        per distinct count (usually one: every prompt distinct)."""
+        replies: list[list[Completion]] = [[] for _ in unique]
+        for count in sorted(set(counts)):
+            chosen = [u for u, c in enumerate(counts) if c == count]
+            wide = replace(sampling, n=sampling.n * count)
+            answered = self.engine.generate([unique[u] for u in chosen], wide)
+            for u, group in zip(chosen, answered, strict=True):
+                replies[u] = list(group)
+        return replies
 
     def take(self, what: str) -> StepSequence:
         """The oldest unclaimed response; `what` names the claimant in the error."""

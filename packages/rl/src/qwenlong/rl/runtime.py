@@ -13,6 +13,7 @@ request the cluster cannot meet would otherwise wait forever for resources.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -84,6 +85,7 @@ def ray_session(config: RayConfig) -> Iterator[None]:
         return
     import ray
 
+    _keep_workers_in_this_environment()
     started = False
     if not ray.is_initialized():
         if config.address is not None:
@@ -96,6 +98,22 @@ def ray_session(config: RayConfig) -> Iterator[None]:
     finally:
         if started:
             ray.shutdown()
+
+
+def _keep_workers_in_this_environment() -> None:
+    """Start Ray workers with this interpreter and environment.
+
+    Under `uv run`, Ray's uv hook zips the working directory and starts every worker through
+    `uv run` in a copy of it: relative paths break, the upload grows with the run directory,
+    and each worker re-resolves the environment. The hook reads its switch once, when ray is
+    imported, so the switch is turned off here unless the user set
+    RAY_ENABLE_UV_RUN_RUNTIME_ENV explicitly.
+    """
+    if "RAY_ENABLE_UV_RUN_RUNTIME_ENV" in os.environ:
+        return
+    from ray._private import ray_constants
+
+    ray_constants.RAY_ENABLE_UV_RUN_RUNTIME_ENV = False
 
 
 def check_resources(config: TrainConfig, with_reference: bool) -> None:
@@ -118,12 +136,19 @@ def check_resources(config: TrainConfig, with_reference: bool) -> None:
         )
 
 
+def worker_path(path: str | Path) -> str:
+    """`path` as Ray actors must see it: absolute when it is local, since actors run in their
+    own working directory; a hub name (nothing on disk) is passed through."""
+    local = Path(path)
+    return str(local.resolve()) if local.exists() else str(path)
+
+
 def make_policy(
     config: TrainConfig, model_path: str | Path, lr: float | None = None
 ) -> PolicyGroup:
     """The policy ranks (Ray actors, or one rank in this process without Ray)."""
     return PolicyGroup(
-        model_path,
+        worker_path(model_path),
         config.policy_config(lr=lr),
         config.policy.num_workers,
         num_cpus_per_worker=config.policy.num_cpus_per_worker,
@@ -153,7 +178,8 @@ class Components:
 def components(config: TrainConfig, model_path: str | Path, run_path: Path) -> Iterator[Components]:
     """Start policy, (reference,) rollout engines and reward scoring from `model_path`."""
     with_reference = config.loss.kl_beta > 0
-    cache = str(run_path / JUDGE_CACHE)
+    model_path = worker_path(model_path)
+    cache = str(Path(worker_path(run_path)) / JUDGE_CACHE)
     if config.ray.enabled:
         check_resources(config, with_reference)
     started: list[Any] = []
