@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import pytest
 
 from qwenlong.core.errors import BackendError
-from qwenlong.core.interfaces import SamplingParams
-from qwenlong.core.records import Completion, Conversation, Document
+from qwenlong.core.records import Conversation, Document
+from qwenlong.core.testing import ScriptedChatModel as ScriptedModel
 from qwenlong.synth.kg.config import LLMExtractConfig
 from qwenlong.synth.kg.llm_extract import (
     InvalidReply,
@@ -19,26 +19,6 @@ from qwenlong.synth.kg.llm_extract import (
 )
 
 Script = Callable[[Conversation], str]
-
-
-class ScriptedModel:
-    """A `ChatModel` whose reply to a conversation is `script(conversation)`; calls are kept."""
-
-    name = "scripted"
-
-    def __init__(self, script: Script, finish: str = "stop") -> None:
-        self.script = script
-        self.finish = finish
-        self.calls: list[list[Conversation]] = []
-
-    def generate(
-        self, conversations: Sequence[Conversation], sampling: SamplingParams
-    ) -> list[list[Completion]]:
-        self.calls.append(list(conversations))
-        return [[Completion(self.script(c), finish_reason=self.finish)] for c in conversations]
-
-    def close(self) -> None:
-        """Nothing to release."""
 
 
 ADA = Document("doc-ada", "Ada Park was born in Lyon. She works for Acme Labs since 1991.")

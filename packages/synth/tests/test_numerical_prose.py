@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
 from decimal import Decimal
 
 import pytest
 
-from qwenlong.core.interfaces import SamplingParams
-from qwenlong.core.records import Completion, Conversation, Document
+from qwenlong.core.records import Conversation, Document
+from qwenlong.core.testing import ScriptedChatModel as ScriptedModel
 from qwenlong.synth.numerical.config import ProseSchemaConfig
 from qwenlong.synth.numerical.prose_schema import (
     ProseSchemaExtractor,
@@ -18,26 +17,6 @@ from qwenlong.synth.numerical.prose_schema import (
     split_chunks,
 )
 from qwenlong.synth.numerical.units import UnitSpec
-
-
-class ScriptedModel:
-    """A ChatModel whose reply to a conversation is `reply(conversation)`."""
-
-    name = "scripted"
-
-    def __init__(self, reply: Callable[[Conversation], str]) -> None:
-        self.reply = reply
-        self.calls: list[list[Conversation]] = []
-
-    def generate(
-        self, conversations: Sequence[Conversation], sampling: SamplingParams
-    ) -> list[list[Completion]]:
-        self.calls.append(list(conversations))
-        return [[Completion(self.reply(c))] for c in conversations]
-
-    def close(self) -> None:
-        pass
-
 
 ROW = {"entity": "Acme", "year": 2021, "metric": "revenue", "value": 4.2, "unit": "USD billion"}
 

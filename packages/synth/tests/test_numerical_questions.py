@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
 
 import pytest
 
-from qwenlong.core.interfaces import SamplingParams
-from qwenlong.core.records import Completion, Conversation
+from qwenlong.core.records import Conversation
+from qwenlong.core.testing import ScriptedChatModel as ScriptedModel
 from qwenlong.synth.numerical.config import NumericalConfig, ParaphraseConfig
 from qwenlong.synth.numerical.factdb import Scope
 from qwenlong.synth.numerical.paraphrase import (
@@ -223,25 +222,6 @@ def test_check_paraphrase(candidate: str, reason: str | None) -> None:
 def test_clean_reply_strips_reasoning_labels_and_quotes() -> None:
     assert clean_reply('<think>hmm</think>\n\nQuestion: "Which one?"\nextra') == "Which one?"
     assert clean_reply("Reworded question: Which one?") == "Which one?"
-
-
-class ScriptedModel:
-    """A ChatModel whose reply to a conversation is `reply(conversation)`."""
-
-    name = "scripted"
-
-    def __init__(self, reply: Callable[[Conversation], str]) -> None:
-        self.reply = reply
-        self.calls: list[list[Conversation]] = []
-
-    def generate(
-        self, conversations: Sequence[Conversation], sampling: SamplingParams
-    ) -> list[list[Completion]]:
-        self.calls.append(list(conversations))
-        return [[Completion(self.reply(c))] for c in conversations]
-
-    def close(self) -> None:
-        pass
 
 
 def test_paraphraser_keeps_good_rewrites_and_counts_rejections() -> None:

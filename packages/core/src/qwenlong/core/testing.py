@@ -15,7 +15,7 @@ costs nothing for test runs that never ask for a model.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -88,3 +88,32 @@ class EchoChatModel:
 def echo_chat_model() -> EchoChatModel:
     """A fresh `EchoChatModel` named "echo" with no recorded calls."""
     return EchoChatModel()
+
+
+class ScriptedChatModel:
+    """A `ChatModel` whose reply to a conversation is `reply(conversation)` (`n` copies), with
+    every call's conversations recorded in `calls`: for tests of code that prompts a model and
+    parses what comes back."""
+
+    def __init__(
+        self,
+        reply: Callable[[Conversation], str],
+        finish: str = "stop",
+        name: str = "scripted",
+    ) -> None:
+        self.reply = reply
+        self.finish = finish
+        self.name = name
+        self.calls: list[list[Conversation]] = []
+
+    def generate(
+        self, conversations: Sequence[Conversation], sampling: SamplingParams
+    ) -> list[list[Completion]]:
+        self.calls.append(list(conversations))
+        return [
+            [Completion(self.reply(c), finish_reason=self.finish)] * sampling.n
+            for c in conversations
+        ]
+
+    def close(self) -> None:
+        pass
