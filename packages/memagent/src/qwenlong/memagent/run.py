@@ -34,6 +34,7 @@ from qwenlong.core.interfaces import ChatModel
 from qwenlong.core.records import TaskSample
 from qwenlong.core.registry import Registry
 from qwenlong.core.rundir import RunDir
+from qwenlong.core.tokenizer import load_tokenizer as load_tokenizer_at
 from qwenlong.evals.benchmarks import get_benchmark
 from qwenlong.evals.run.config import BenchmarkRun, EvalSampling
 from qwenlong.evals.task_metrics import score_output
@@ -167,12 +168,7 @@ def load_tokenizer(config: MemAgentRunConfig, model: ChatModel) -> Any:
                 "memagent: the openai backend needs `tokenizer:` (chunks are counted in tokens)"
             )
         path = config.model.model
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(path)
-    except (OSError, ValueError) as err:
-        raise ConfigError(f"tokenizer {path!r} could not be loaded: {err}".splitlines()[0]) from err
+    return load_tokenizer_at(path)
 
 
 def _batches(config: MemAgentRunConfig, tokenizer: Any) -> Iterator[list[TaskSample]]:

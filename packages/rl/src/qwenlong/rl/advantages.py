@@ -74,7 +74,7 @@ def group_std_advantage(
 ) -> Tensor:
     """Eq.3: (r - mean of the group) / (std of the group + eps)."""
     values = rewards.double()
-    centred = values - _segment_mean(values, group_ids)[_dense(group_ids)]
+    centred = _group_centred(values, group_ids)
     scale = _segment_std(values, group_ids)[_dense(group_ids)]
     return (centred / (scale + eps)).float()
 
@@ -85,7 +85,7 @@ def batch_std_advantage(
 ) -> Tensor:
     """(r - mean of the group) / (std of every reward in the batch + eps)."""
     values = rewards.double()
-    centred = values - _segment_mean(values, group_ids)[_dense(group_ids)]
+    centred = _group_centred(values, group_ids)
     return (centred / (_unbiased_std(values) + eps)).float()
 
 
@@ -95,9 +95,14 @@ def task_std_advantage(
 ) -> Tensor:
     """Eq.7: (r - mean of the group) / (std over the same task in the batch + eps)."""
     values = rewards.double()
-    centred = values - _segment_mean(values, group_ids)[_dense(group_ids)]
+    centred = _group_centred(values, group_ids)
     scale = _segment_std(values, task_ids)[_dense(task_ids)]
     return (centred / (scale + eps)).float()
+
+
+def _group_centred(values: Tensor, group_ids: Tensor) -> Tensor:
+    """r minus the mean reward of its prompt's group: the numerator of every estimator."""
+    return values - _segment_mean(values, group_ids)[_dense(group_ids)]
 
 
 def _check_inputs(rewards: Tensor, group_ids: Tensor, task_ids: Tensor) -> None:

@@ -28,6 +28,7 @@ from qwenlong.core.dataset_io import read_samples
 from qwenlong.core.errors import DatasetError
 from qwenlong.core.records import TaskSample
 from qwenlong.core.rundir import RunDir, read_metrics
+from qwenlong.core.tokenizer import load_tokenizer
 from qwenlong.rl.aepo import AepoController
 from qwenlong.rl.batching import derive_seed
 from qwenlong.rl.checkpoint import (
@@ -91,7 +92,6 @@ def prepare_run(config: TrainConfig, out: Path) -> RunPlan:
     `DatasetError` for unreadable data, a task type the sampler balances but a stage lacks, a
     held-out set that is requested but empty.
     """
-    from transformers import AutoTokenizer
 
     stages = plan_stages(config.stage_list())
     fingerprint = config_fingerprint(config)
@@ -106,7 +106,7 @@ def prepare_run(config: TrainConfig, out: Path) -> RunPlan:
     heldout = heldout_subset(heldout_pool, config.heldout_size)
     if config.heldout_size and not heldout:
         raise DatasetError(f"{config.data.heldout or 'data.train'}: the held-out split is empty")
-    tokenizer = AutoTokenizer.from_pretrained(config.model)
+    tokenizer = load_tokenizer(config.model, what="model")
     prompts = PromptBuilder(tokenizer)
     for span in stages:
         if span.config.from_checkpoint is not None:

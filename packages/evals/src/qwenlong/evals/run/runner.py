@@ -20,6 +20,7 @@ from qwenlong.core.backends import make_chat_model
 from qwenlong.core.errors import ConfigError
 from qwenlong.core.interfaces import ChatModel, SamplingParams
 from qwenlong.core.rundir import RunDir
+from qwenlong.core.tokenizer import load_tokenizer
 from qwenlong.evals.benchmarks import get_benchmark
 from qwenlong.evals.interfaces import Judge
 from qwenlong.evals.judge import LLMJudge
@@ -126,12 +127,7 @@ def _load_tokenizer(config: EvalConfig) -> Any | None:
         path = config.model.model
     if path is None:
         return None
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(path)
-    except (OSError, ValueError) as err:
-        raise ConfigError(f"tokenizer {path!r} could not be loaded: {err}".splitlines()[0]) from err
+    return load_tokenizer(path)
 
 
 def _write_scored(path: Path, scores: Any) -> None:

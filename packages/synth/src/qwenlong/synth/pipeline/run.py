@@ -24,9 +24,9 @@ from typing import Any
 
 from qwenlong.core.backends import make_chat_model
 from qwenlong.core.dataset_io import write_samples
-from qwenlong.core.errors import ConfigError
 from qwenlong.core.interfaces import ChatModel
 from qwenlong.core.rundir import RunDir
+from qwenlong.core.tokenizer import load_tokenizer
 from qwenlong.evals.interfaces import Judge
 from qwenlong.evals.judge import LLMJudge
 from qwenlong.evals.truncation import HFTokenCounter
@@ -56,7 +56,7 @@ def run_synth(
     """
     run = RunDir(out)
     run.save_config(config)
-    tokenizer = _load_tokenizer(config.tokenizer)
+    tokenizer = load_tokenizer(config.tokenizer)
     count = HFTokenCounter(tokenizer)
     llm = llm or (make_chat_model(config.llm) if config.llm else None)
     solver = solver or (make_chat_model(config.solver) if config.solver else llm)
@@ -104,13 +104,3 @@ def run_synth(
     run.log(0, {"samples": len(dataset), "candidates": len(candidates), "drops": len(drops)})
     run.close()
     return summary
-
-
-def _load_tokenizer(path: str) -> Any:
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(path)
-    except (OSError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError(f"tokenizer: {path!r} could not be loaded: {first}") from err
