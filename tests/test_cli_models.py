@@ -11,6 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from qwenlong.app.cli import app, main
+from qwenlong.core.dataset_io import write_documents
+from qwenlong.core.records import Document
 from qwenlong.core.tiny_model import count_parameters
 
 runner = CliRunner()
@@ -19,11 +21,16 @@ runner = CliRunner()
 def test_tiny_builds_the_requested_shape(tmp_path: Path) -> None:
     out = tmp_path / "m"
     shape = ["--vocab-size", "1024", "--num-experts", "4", "--experts-per-token", "1"]
-    result = runner.invoke(app, ["models", "tiny", "--out", str(out), "--seed", "3", *shape])
+    attention = ["--num-heads", "8", "--num-kv-heads", "8", "--head-dim", "8"]
+    rope = ["--rope-theta", "10000"]
+    args = ["models", "tiny", "--out", str(out), "--seed", "3", *shape, *attention, *rope]
+    result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     config = json.loads((out / "config.json").read_text())
     assert (config["vocab_size"], config["num_local_experts"]) == (1024, 4)
     assert config["num_experts_per_tok"] == 1
+    assert (config["num_attention_heads"], config["num_key_value_heads"]) == (8, 8)
+    assert (config["head_dim"], config["rope_parameters"]["rope_theta"]) == (8, 10000.0)
     assert result.output.strip() == f"{out}\t{count_parameters(out):,} parameters"
 
 
@@ -35,6 +42,19 @@ def test_tiny_trains_the_tokenizer_on_given_files(tmp_path: Path) -> None:
     assert runner.invoke(app, args).exit_code == 0
     vocab = json.loads((out / "tokenizer.json").read_text())["model"]["vocab"]
     assert "Ġquartet" in vocab and "xylophone" in vocab
+
+
+def test_tiny_trains_the_tokenizer_on_a_document_parquet(tmp_path: Path) -> None:
+    docs = [
+        Document(id=f"d{i}", text="{{Infobox person\n| name = Zorbulax Quendrith\n}}")
+        for i in range(200)
+    ]
+    corpus = write_documents(docs, tmp_path / "corpus" / "documents.parquet")
+    out = tmp_path / "m"
+    args = ["models", "tiny", "--out", str(out), "--vocab-size", "512", "--corpus", str(corpus)]
+    assert runner.invoke(app, args).exit_code == 0
+    vocab = json.loads((out / "tokenizer.json").read_text())["model"]["vocab"]
+    assert "ĠZorbulax" in vocab and "Infobox" in vocab
 
 
 def test_busy_output_and_bad_shape_exit_2_with_one_line(

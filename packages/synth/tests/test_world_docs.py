@@ -79,6 +79,19 @@ def test_prose_adds_facts_absent_from_infoboxes(world: World) -> None:
     assert not prose_only & {t.relation for t in world.all_triples(("infobox",))}
 
 
+def test_infobox_only_articles_keep_the_infobox_and_drop_the_prose(world: World) -> None:
+    short = build_world(
+        WorldConfig(seed=5, n_people=40, n_organisations=12, n_dialogues=6, article_prose=False)
+    )
+    articles = [d for d in short.documents if d.meta["doc_kind"] == "article"]
+    assert len(articles) == len([d for d in world.documents if d.meta["doc_kind"] == "article"])
+    for doc in articles:
+        full = world.document(doc.id).text
+        assert doc.text.endswith("}}") and full.startswith(doc.text + "\n\n")
+        assert short.triples(doc.id, ("prose",)) == []
+        assert short.triples(doc.id, ("infobox",)) == world.triples(doc.id, ("infobox",))
+
+
 def test_report_tables_hold_the_financial_ground_truth(world: World) -> None:
     for doc in world.documents:
         if doc.meta["doc_kind"] != "annual_report":

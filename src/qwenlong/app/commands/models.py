@@ -20,7 +20,7 @@ models_app = typer.Typer(
 )
 
 
-def tiny_overrides(**options: int | None) -> dict[str, int]:
+def tiny_overrides(**options: float | None) -> dict[str, float]:
     """The shape options the user actually gave, keyed by `TinyModelConfig` field."""
     return {key: value for key, value in options.items() if value is not None}
 
@@ -30,11 +30,18 @@ def tiny_command(
     out: Path = typer.Option(..., "--out", help="Directory to write (must be new or empty)."),
     seed: int = typer.Option(0, "--seed", help="Seeds the weights and the generated corpus."),
     corpus: list[Path] | None = typer.Option(
-        None, "--corpus", help="UTF-8 text file to train the tokenizer on (repeatable)."
+        None,
+        "--corpus",
+        help="File to train the tokenizer on (repeatable): UTF-8 text, or a documents .parquet "
+        "such as a synth run's corpus/documents.parquet.",
     ),
     vocab_size: int | None = typer.Option(None, "--vocab-size", help="Default 2048."),
     hidden_size: int | None = typer.Option(None, "--hidden-size", help="Default 64."),
     num_layers: int | None = typer.Option(None, "--num-layers", help="Default 2."),
+    num_heads: int | None = typer.Option(None, "--num-heads", help="Default 4."),
+    num_kv_heads: int | None = typer.Option(None, "--num-kv-heads", help="Default 2."),
+    head_dim: int | None = typer.Option(None, "--head-dim", help="Default 16."),
+    rope_theta: float | None = typer.Option(None, "--rope-theta", help="Default 1e7."),
     num_experts: int | None = typer.Option(None, "--num-experts", help="Default 8."),
     experts_per_token: int | None = typer.Option(None, "--experts-per-token", help="Default 2."),
     max_position_embeddings: int | None = typer.Option(
@@ -49,6 +56,10 @@ def tiny_command(
         vocab_size=vocab_size,
         hidden_size=hidden_size,
         num_layers=num_layers,
+        num_heads=num_heads,
+        num_kv_heads=num_kv_heads,
+        head_dim=head_dim,
+        rope_theta=rope_theta,
         num_experts=num_experts,
         experts_per_token=experts_per_token,
         max_position_embeddings=max_position_embeddings,

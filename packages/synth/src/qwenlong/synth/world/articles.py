@@ -256,6 +256,8 @@ def write_article(world: World, entity: Entity) -> tuple[Document, DocTruth]:
     doc_id = article_id(world.config.seed, entity)
     rng = random.Random(f"{world.config.seed}:article:{entity.id}")
     infobox, infobox_truth = render_infobox(world, entity, doc_id)
+    if not world.config.article_prose:
+        return _document(world, entity, doc_id, infobox), DocTruth(infobox=infobox_truth, prose=[])
     prose = Sentences()
     for i, unit in enumerate(prose_units(world, entity, rng)):
         prose.add(*write_fact_sentence(world, entity, unit, doc_id, rng, first=i == 0))
@@ -268,7 +270,13 @@ def write_article(world: World, entity: Entity) -> tuple[Document, DocTruth]:
         prose.lines.insert(rng.randint(1, max(1, len(prose.lines))), text)
     paragraphs = _paragraphs(prose.lines, SECTION_TITLES[entity.kind], rng)
     text = infobox + "\n\n" + "\n\n".join(paragraphs)
-    doc = Document(
+    return _document(world, entity, doc_id, text), DocTruth(
+        infobox=infobox_truth, prose=prose.triples
+    )
+
+
+def _document(world: World, entity: Entity, doc_id: str, text: str) -> Document:
+    return Document(
         id=doc_id,
         text=text,
         domain="general",
@@ -276,7 +284,6 @@ def write_article(world: World, entity: Entity) -> tuple[Document, DocTruth]:
         source=f"fictional-world:{world.config.seed}",
         meta={"subject": entity.name, "entity": entity.id, "doc_kind": "article"},
     )
-    return doc, DocTruth(infobox=infobox_truth, prose=prose.triples)
 
 
 def _paragraphs(lines: list[str], titles: tuple[str, ...], rng: random.Random) -> list[str]:

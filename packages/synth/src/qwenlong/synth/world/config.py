@@ -51,6 +51,11 @@ class WorldConfig(ConfigModel):
     """Share of companies that are subsidiaries of an older company."""
     filler_sentences: tuple[int, int] = (2, 5)
     """Fewest and most fact-free sentences mixed into each article's prose."""
+    article_prose: bool = True
+    """Write prose after each article's infobox. False leaves infobox-only articles (about 60
+    tokens each instead of about 350) whose prose-only facts (residence, CEO, ...) go unstated:
+    the short, copyable contexts a tiny model trained from scratch can learn to read on a CPU
+    (experiments/synth-short-cpu.yaml)."""
 
     @model_validator(mode="after")
     def _check_ranges(self) -> WorldConfig:
