@@ -54,8 +54,7 @@ class WorldConfig(ConfigModel):
     article_prose: bool = True
     """Write prose after each article's infobox. False leaves infobox-only articles (about 60
     tokens each instead of about 350) whose prose-only facts (residence, CEO, ...) go unstated:
-    the short, copyable contexts a tiny model trained from scratch can learn to read on a CPU
-    (experiments/synth-short-cpu.yaml)."""
+    the short, copyable contexts a tiny model trained from scratch can learn to read on a CPU."""
 
     @model_validator(mode="after")
     def _check_ranges(self) -> WorldConfig:
