@@ -17,6 +17,7 @@ from collections import defaultdict
 
 import pytest
 
+from qwenlong.core.errors import ConfigError
 from qwenlong.core.records import TASK_TYPES, Document, TaskSample
 from qwenlong.synth.interfaces import Corpus, GenerationContext, Triple
 from qwenlong.synth.kg import KGConfig, KGMultihopGenerator, ParadigmCounts, PathConfig
@@ -310,6 +311,27 @@ def test_domain_restriction_keeps_paths_inside_the_domains() -> None:
     assert samples
     for s in samples:
         assert set(s.provenance.source_documents) <= {"d1", "d2", "d6", "d7", "d9"}
+
+
+def test_answer_relations_keep_only_paths_ending_in_those_relations() -> None:
+    relations = KGMultihopGenerator(CONFIG, hand_triples()).build(hand_corpus()).relations()
+    wanted = "birthplace"
+    assert wanted in relations
+    _, samples = generate(CONFIG.model_copy(update={"answer_relations": (wanted,)}))
+    assert samples
+    for s in samples:
+        if s.meta["paradigm"] == "hypothetical":
+            continue  # its chain ends with the assumption line, not a hop
+        last = CHAIN.match(s.provenance.reasoning_chain[-1])
+        assert last is not None and last["rel"] == wanted, s.provenance.reasoning_chain
+    _, everything = generate()
+    assert len(samples) < len(everything)
+
+
+def test_an_answer_relation_the_graph_lacks_is_named_with_the_known_ones() -> None:
+    config = CONFIG.model_copy(update={"answer_relations": ("shoe size",)})
+    with pytest.raises(ConfigError, match=r"answer_relations: shoe size not among .*birthplace"):
+        generate(config)
 
 
 def test_reading_cannot_ask_for_two_hop_paradigms() -> None:

@@ -135,6 +135,11 @@ class KGConfig(ConfigModel):
     paths of 1..`paths.max_hops` hops."""
     domains: tuple[str, ...] = ()
     """Restrict paths to edges read from documents of these domains; empty means all."""
+    answer_relations: tuple[str, ...] = ()
+    """Keep only paths whose last hop (the one the answer is read from) has one of these graph
+    relations, e.g. ("occupation",); empty means any. For task mixes of one answer kind (a
+    closed set of values for tiny CPU models, one relation per benchmark slice); a name the
+    graph lacks is an error that lists the graph's relations. Our addition."""
     attempts_per_sample: int = Field(default=30, ge=1)
     """Path draws allowed per requested sample before a paradigm stops short. Our choice."""
     instruction: str = "Give the final answer as a short name, value or phrase."

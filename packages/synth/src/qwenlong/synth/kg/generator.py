@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from qwenlong.core.errors import ConfigError
 from qwenlong.core.records import Provenance, TaskSample
 from qwenlong.synth.interfaces import Corpus, GenerationContext, Triple
 from qwenlong.synth.kg.choices import ChoiceMaker
@@ -27,7 +28,7 @@ from qwenlong.synth.kg.config import KGConfig
 from qwenlong.synth.kg.graph import KnowledgeGraph, build_graph
 from qwenlong.synth.kg.obfuscate import Describer
 from qwenlong.synth.kg.paradigms import PARADIGMS
-from qwenlong.synth.kg.paths import PATH_STRATEGIES, PathSampler
+from qwenlong.synth.kg.paths import PATH_STRATEGIES, Path, PathSampler
 from qwenlong.synth.kg.questions import Question, QuestionWriter
 from qwenlong.synth.kg.rewrite import QuestionRewriter
 
@@ -94,6 +95,7 @@ class KGMultihopGenerator:
             f"{self.name}: graph with {len(graph.entities())} entities, "
             f"{graph.g.number_of_edges()} facts, {len(graph.relations())} relations; mode {self.mode}"
         )
+        self._check_answer_relations(graph)
         drafts = self._draft(graph, ctx.rng)
         texts: list[str | None] = [None] * len(drafts)
         if llm is not None and drafts:
@@ -155,7 +157,7 @@ class KGMultihopGenerator:
             rng,
             rng.randint(low, high),
             rng.choices(strategies, weights)[0],
-            lambda p: paradigm.accepts(tools.writer, p),
+            lambda p: self._answers_from_allowed_relation(p) and paradigm.accepts(tools.writer, p),
         )
         if path is None:
             return "no_path"
@@ -171,6 +173,19 @@ class KGMultihopGenerator:
             choices, letter = made
         key = sample_id(task_type, question.text, question.answers, choices)
         return _Draft(task_type, question, choices, letter, key)
+
+    def _check_answer_relations(self, graph: KnowledgeGraph) -> None:
+        known = set(graph.relations())
+        unknown = sorted(set(self.config.answer_relations) - known)
+        if unknown:
+            raise ConfigError(
+                f"{self.name}.answer_relations: {', '.join(unknown)} not among the graph's "
+                f"relations ({', '.join(sorted(known))})"
+            )
+
+    def _answers_from_allowed_relation(self, path: Path) -> bool:
+        allowed = self.config.answer_relations
+        return not allowed or path.hops[-1].relation in allowed
 
     def _lengths(self, task_type: str, min_hops: int) -> tuple[int, int]:
         """Allowed path lengths: reading 1, multihop at least 2, mc 1 up to the maximum."""
