@@ -175,12 +175,12 @@ class KGMultihopGenerator:
         return _Draft(task_type, question, choices, letter, key)
 
     def _check_answer_relations(self, graph: KnowledgeGraph) -> None:
-        known = set(graph.relations())
-        unknown = sorted(set(self.config.answer_relations) - known)
+        known = graph.relations()
+        unknown = sorted(set(self.config.answer_relations) - set(known))
         if unknown:
             raise ConfigError(
                 f"{self.name}.answer_relations: {', '.join(unknown)} not among the graph's "
-                f"relations ({', '.join(sorted(known))})"
+                f"relations ({', '.join(known)})"
             )
 
     def _answers_from_allowed_relation(self, path: Path) -> bool:
