@@ -8,9 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from transformers import AutoTokenizer
 from typer.testing import CliRunner
 
 from qwenlong.app.cli import app, main
+from qwenlong.app.prompt_corpus import prompt_texts
 from qwenlong.core.dataset_io import write_documents
 from qwenlong.core.records import Document
 from qwenlong.core.tiny_model import count_parameters
@@ -55,6 +57,27 @@ def test_tiny_trains_the_tokenizer_on_a_document_parquet(tmp_path: Path) -> None
     assert runner.invoke(app, args).exit_code == 0
     vocab = json.loads((out / "tokenizer.json").read_text())["model"]["vocab"]
     assert "ĠZorbulax" in vocab and "Infobox" in vocab
+
+
+def test_learn_prompts_makes_the_prompt_words_whole_tokens(tmp_path: Path) -> None:
+    docs = [
+        Document(id=f"d{i}", text=f"{{{{Infobox person\n| name = Zorb{i} Quend{i % 7}\n}}}}")
+        for i in range(300)
+    ]
+    corpus = write_documents(docs, tmp_path / "corpus" / "documents.parquet")
+    base = ["models", "tiny", "--vocab-size", "1024", "--corpus", str(corpus)]
+    for name, extra in (("plain", []), ("prompts", ["--learn-prompts"])):
+        result = runner.invoke(app, [*base, "--out", str(tmp_path / name), *extra])
+        assert result.exit_code == 0, result.output
+    plain = AutoTokenizer.from_pretrained(tmp_path / "plain")
+    learned = AutoTokenizer.from_pretrained(tmp_path / "prompts")
+    update = prompt_texts()[2]  # the memory agent's update prompt frame
+    assert len(learned.encode(update)) < 0.6 * len(plain.encode(update))
+    assert learned.tokenize(" memory") == ["Ġmemory"]
+    assert (
+        len(learned.encode("| name = Zorb12 Quend5"))
+        <= len(plain.encode("| name = Zorb12 Quend5")) + 2
+    )
 
 
 def test_busy_output_and_bad_shape_exit_2_with_one_line(

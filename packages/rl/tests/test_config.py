@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from qwenlong.core.config_loader import load_config
 from qwenlong.core.errors import ConfigError
 from qwenlong.rl import config as config_module
+from qwenlong.rl import heldout as heldout_module
 from qwenlong.rl import stages as stages_module
 from qwenlong.rl.checkpoint import config_fingerprint
 from qwenlong.rl.config import TrainConfig
@@ -90,9 +91,9 @@ def test_temperature_and_loss_have_one_source(tmp_path: Path) -> None:
 
 
 def test_heldout_evaluation_needs_heldout_prompts(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="heldout_size > 0 needs held-out prompts"):
-        load(tmp_path, MINIMAL, "heldout_size=400")
-    assert load(tmp_path, MINIMAL, "heldout_size=400", "data.heldout_fraction=0.2").heldout_size
+    with pytest.raises(ConfigError, match=r"heldout\.size > 0 needs held-out prompts"):
+        load(tmp_path, MINIMAL, "heldout.size=400")
+    assert load(tmp_path, MINIMAL, "heldout.size=400", "data.heldout_fraction=0.2").heldout.size
 
 
 def test_judge_is_required_when_the_reward_uses_it(tmp_path: Path) -> None:
@@ -104,7 +105,7 @@ def test_fingerprint_ignores_run_length_and_reporting_but_not_the_algorithm(
     tmp_path: Path,
 ) -> None:
     base = config_fingerprint(load(tmp_path, MINIMAL))
-    for harmless in ("steps=20", "eval_every=5", "checkpoint_every=3", "keep_checkpoints=5"):
+    for harmless in ("steps=20", "heldout.every=5", "checkpoint_every=3", "keep_checkpoints=5"):
         assert config_fingerprint(load(tmp_path, MINIMAL, harmless)) == base, harmless
     for changed in ("policy.torch.lr=1e-5", "rollout.group_size=4", "seed=1", "aepo.enabled=false"):
         assert config_fingerprint(load(tmp_path, MINIMAL, changed)) != base, changed
@@ -112,7 +113,7 @@ def test_fingerprint_ignores_run_length_and_reporting_but_not_the_algorithm(
 
 def _config_classes() -> list[type[BaseModel]]:
     found = []
-    for module in (config_module, stages_module):
+    for module in (config_module, stages_module, heldout_module):
         for _, value in inspect.getmembers(module, inspect.isclass):
             if issubclass(value, BaseModel) and value.__module__ == module.__name__:
                 found.append(value)
@@ -121,7 +122,12 @@ def _config_classes() -> list[type[BaseModel]]:
 
 def test_every_field_is_documented() -> None:
     classes = _config_classes()
-    assert {c.__name__ for c in classes} >= {"TrainConfig", "SFTConfig", "StageConfig"}
+    assert {c.__name__ for c in classes} >= {
+        "TrainConfig",
+        "SFTConfig",
+        "StageConfig",
+        "HeldoutConfig",
+    }
     undocumented = [
         f"{cls.__name__}.{name}"
         for cls in classes

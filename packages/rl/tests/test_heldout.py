@@ -5,17 +5,24 @@ from __future__ import annotations
 
 import math
 import random
+import statistics
+from collections.abc import Sequence
 
 import pytest
+from pydantic import ValidationError
 
 from qwenlong.core.interfaces import SamplingParams
-from qwenlong.core.records import TaskSample
+from qwenlong.core.records import Conversation, TaskSample
 from qwenlong.core.testing import EchoChatModel
 from qwenlong.rl.heldout import (
+    HeldoutConfig,
+    Responder,
     evaluate_heldout,
+    gain_fields,
     hash_unit,
     heldout_sampling,
     heldout_subset,
+    paired_gain,
     remove_ids,
     split_heldout,
 )
@@ -28,6 +35,22 @@ def samples(n: int) -> list[TaskSample]:
         TaskSample(id=f"id-{i}", task_type="reading", question="q", answers=[f"k{i}"])
         for i in range(n)
     ]
+
+
+def echo(conversations: list[Conversation]) -> Responder:
+    """A responder answering sample i with `EchoChatModel`'s replies to conversation i."""
+
+    def respond(held: Sequence[TaskSample], sampling: SamplingParams) -> list[str]:
+        groups = EchoChatModel().generate(conversations[: len(held)], sampling)
+        return [completion.text for group in groups for completion in group]
+
+    return respond
+
+
+def test_responses_must_cover_every_prompt_and_sample() -> None:
+    held = samples(2)
+    with pytest.raises(ValueError, match="1 responses for 2 prompts x 1 samples"):
+        evaluate_heldout(lambda *_: ["x"], RewardFn(RewardConfig()), held, SamplingParams(n=1))
 
 
 def test_split_depends_on_ids_not_order() -> None:
@@ -64,17 +87,63 @@ def test_evaluation_reports_mean_and_standard_error() -> None:
     replies = ["Therefore, the answer is k0.", "Therefore, the answer is k1.", "It is zz."]
     conversations = [[{"role": "user", "content": text}] for text in replies]
     sampling = SamplingParams(max_new_tokens=100, temperature=0.0, stop=("#",))
-    result = evaluate_heldout(
-        EchoChatModel(), RewardFn(RewardConfig()), held, conversations, sampling
-    )
+    result = evaluate_heldout(echo(conversations), RewardFn(RewardConfig()), held, sampling)
     assert result.mean == pytest.approx(2 / 3)
     assert result.stderr == pytest.approx(math.sqrt(1 / 3) / math.sqrt(3))
     assert (result.count, result.accuracy) == (3, pytest.approx(2 / 3))
     assert result.by_task == {"reading": pytest.approx(2 / 3)}
-    with pytest.raises(ValueError, match="one response per prompt"):
-        evaluate_heldout(
-            EchoChatModel(), RewardFn(RewardConfig()), held, conversations, SamplingParams(n=2)
-        )
+    assert result.per_prompt == [1.0, 1.0, 0.0]
+
+
+def test_several_responses_average_per_prompt_and_the_error_is_over_prompts() -> None:
+    # Echo's completion k ends in "#k", which the normalisation turns into a trailing k: with
+    # gold "x0" response 0 is right and response 1 wrong.
+    held = [
+        TaskSample(id=f"id-{i}", task_type="reading", question="q", answers=[gold])
+        for i, gold in enumerate(["x0", "x1", "zz"])
+    ]
+    conversations = [[{"role": "user", "content": "Therefore, the answer is x"}]] * 3
+    sampling = SamplingParams(max_new_tokens=100, temperature=0.7, n=2)
+    result = evaluate_heldout(echo(conversations), RewardFn(RewardConfig()), held, sampling)
+    assert result.per_prompt == [0.5, 0.5, 0.0]
+    assert (result.count, result.responses) == (3, 2)
+    assert result.mean == pytest.approx(1 / 3)
+    assert result.stderr == pytest.approx(statistics.stdev([0.5, 0.5, 0.0]) / math.sqrt(3))
+    assert result.accuracy == pytest.approx(2 / 6)
+
+
+def test_paired_gain_uses_the_spread_of_per_prompt_differences() -> None:
+    before = [0.0, 1.0, 0.5, 1.0]
+    after = [0.5, 1.0, 1.0, 1.0]
+    gain, stderr = paired_gain(before, after)
+    assert gain == pytest.approx(0.25)
+    assert stderr == pytest.approx(statistics.stdev([0.5, 0.0, 0.5, 0.0]) / 2)
+    # The same prompts shifted alike: no uncertainty left, while unpaired errors stay large.
+    assert paired_gain([0.0, 1.0, 0.0], [0.5, 1.5, 0.5]) == (pytest.approx(0.5), 0.0)
+    with pytest.raises(ValueError, match="same non-empty prompts"):
+        paired_gain([1.0], [1.0, 0.0])
+
+
+def test_gain_fields_compare_sampled_and_greedy_figures() -> None:
+    before = {"per_prompt": [0.0, 0.5], "greedy": {"per_prompt": [0.0, 1.0]}}
+    after = {"per_prompt": [0.5, 1.0], "greedy": {"per_prompt": [1.0, 1.0]}}
+    fields = gain_fields("heldout_gain", before, after)
+    assert fields == {
+        "heldout_gain": pytest.approx(0.5),
+        "heldout_gain_stderr": 0.0,
+        "heldout_gain_greedy": pytest.approx(0.5),
+        "heldout_gain_greedy_stderr": pytest.approx(0.5),
+    }
+    one = gain_fields("g", {"per_prompt": [0.0]}, {"per_prompt": [1.0]})
+    assert one == {"g": 1.0, "g_stderr": None}
+
+
+def test_heldout_config_refuses_settings_that_measure_nothing_new() -> None:
+    with pytest.raises(ValidationError, match="temperature is 0"):
+        HeldoutConfig(size=10, samples=4)
+    with pytest.raises(ValidationError, match="greedy: true needs temperature"):
+        HeldoutConfig(size=10, greedy=True)
+    assert HeldoutConfig(size=10, temperature=0.7, samples=4, greedy=True).samples == 4
 
 
 def test_heldout_sampling_is_greedy_at_zero_temperature() -> None:
@@ -82,3 +151,6 @@ def test_heldout_sampling_is_greedy_at_zero_temperature() -> None:
     greedy = heldout_sampling(0.0, 0.95, stage, seed=5)
     assert (greedy.temperature, greedy.top_p, greedy.n, greedy.max_new_tokens) == (0.0, 1.0, 1, 7)
     assert heldout_sampling(0.7, 0.95, stage, seed=5).top_p == 0.95
+    assert heldout_sampling(0.7, 0.95, stage, seed=5, samples=4).n == 4
+    with pytest.raises(ValueError, match="one response per prompt"):
+        heldout_sampling(0.0, 0.95, stage, seed=5, samples=4)

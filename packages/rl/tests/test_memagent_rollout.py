@@ -190,7 +190,9 @@ def test_unknown_rollout_kind_names_the_known_ones() -> None:
         ROLLOUTS.get("memagnet")
 
 
-def test_tiny_memagent_run_trains_on_steps(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_tiny_memagent_run_trains_on_steps(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Dialogue needles with an empty MRCR prefix: even the random model's answers earn a dense,
     # varying reward, so the advantages are not all zero and the steps carry a gradient.
     samples = [
@@ -203,13 +205,28 @@ def test_tiny_memagent_run_trains_on_steps(tiny_model_dir: Path, tmp_path: Path)
             context=" ".join(f"line {n}: item {n} is here." for n in range(12 + i)),
             meta={"prefix": ""},
         )
-        for i in range(4)
+        for i in range(7)
     ]
-    data = write_samples(samples, tmp_path / "data.parquet")
+    data = write_samples(samples[:4], tmp_path / "data.parquet")
+    heldout = write_samples(samples[4:], tmp_path / "heldout.parquet")
+    calls: list[tuple[str, int]] = []
+    original = ROLLOUTS.get
+
+    def recording(name: str):
+        rollout = original(name)
+
+        def record(samples: Sequence[TaskSample], *args: Any) -> RolloutBatch:
+            calls.append((name, len(samples)))
+            return rollout(samples, *args)
+
+        return record
+
+    monkeypatch.setattr(ROLLOUTS, "get", recording)
     config = load_config_dict(
         {
             "model": str(tiny_model_dir),
-            "data": {"train": [str(data)]},
+            "data": {"train": [str(data)], "heldout": str(heldout)},
+            "heldout": {"size": 3},
             "steps": 2,
             "seed": 1,
             "sampler": {"batch_size": 2, "tasks": ["dialogue_memory"]},
@@ -236,6 +253,8 @@ def test_tiny_memagent_run_trains_on_steps(tiny_model_dir: Path, tmp_path: Path)
         assert record["sequences"] >= 4 * 3
         assert record["response_tokens"] > 4 * 6  # update outputs train, not just the answers
     assert any(r["reward_std"] > 0 and r["grad_norm"] > 0 for r in records)
+    # the 3 held-out prompts are answered by the memory agent, before and after training
+    assert calls == [("memagent", 3), ("memagent", 2), ("memagent", 2), ("memagent", 3)]
 
 
 class CountingEngine:
@@ -279,3 +298,63 @@ def test_identical_prompts_in_one_call_get_independent_responses() -> None:
         ([1], texts[1]),
         ([2], texts[2]),
     ]
+
+
+@pytest.mark.slow  # Ray actors each import torch and transformers: about a minute
+def test_memory_agent_warm_start_and_rl_run_on_ray_actors(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    ray = pytest.importorskip("ray")
+    filler = " ".join(f"record {n} is unrelated." for n in range(30))
+    samples = []
+    for i in range(6):
+        evidence = f"Item {i} has the code k{i}."
+        context = f"{filler}\n\n{evidence}\n\n{filler}"
+        start = context.index(evidence)
+        samples.append(
+            TaskSample(
+                id=f"r{i}",
+                task_type="reading",
+                question=f"What is the code of item {i}?",
+                answers=[f"k{i}"],
+                context=context,
+                meta={"evidence_chars": f"[[{start}, {start + len(evidence)}]]"},
+            )
+        )
+    data = write_samples(samples[:4], tmp_path / "data.parquet")
+    heldout = write_samples(samples[4:], tmp_path / "heldout.parquet")
+    config = load_config_dict(
+        {
+            "model": str(tiny_model_dir),
+            "data": {"train": [str(data)], "heldout": str(heldout)},
+            "steps": 1,
+            "sampler": {"batch_size": 2, "tasks": ["reading"]},
+            "rollout": {
+                "kind": "memagent",
+                "group_size": 2,
+                "max_new_tokens": 8,
+                "max_input_tokens": 1024,
+                "memagent": {
+                    "chunk_tokens": 96,
+                    "memory_tokens": 48,
+                    "plan_tokens": 16,
+                    "step": {"max_new_tokens": 24},
+                },
+            },
+            "sft": {"steps": 2, "batch_size": 2},
+            "heldout": {"size": 2},
+            "ray": {"enabled": True},
+        },
+        TrainConfig,
+        "test",
+    )
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        summary = train(config, tmp_path / "run")
+    finally:
+        ray.shutdown()
+    [record] = [r for r in read_metrics(tmp_path / "run") if "reward_mean" in r]
+    assert record["sequences"] >= 2 * 2 * 3  # each trajectory: at least two chunks + the answer
+    assert summary["heldout_size"] == 2 and summary["sft"]["steps"] == 2
+    sft_lines = read_metrics(tmp_path / "run" / "sft")
+    assert sft_lines[-1]["loss_tokens"] > 2 * 8  # memory targets train, not only the answers

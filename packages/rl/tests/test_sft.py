@@ -18,7 +18,13 @@ from qwenlong.rl.prompting import ChatEncoder, PromptBuilder
 from qwenlong.rl.rewards import RewardConfig, RewardFn
 from qwenlong.rl.rollout import HFRolloutEngine
 from qwenlong.rl.sampler import SamplerConfig
-from qwenlong.rl.sft import sft_batch, sft_target, sft_warm_start, think_prefix
+from qwenlong.rl.sft import (
+    SinglePassExamples,
+    sft_batch,
+    sft_target,
+    sft_warm_start,
+    think_prefix,
+)
 from qwenlong.rl.torch_policy import TorchPolicy, TorchPolicyConfig
 
 READING = TaskSample(
@@ -52,13 +58,13 @@ def _one_thread() -> None:
 
 
 def test_targets_are_what_each_scorer_reads() -> None:
-    assert sft_target(READING, think=False) == "Therefore, the answer is k7."
-    assert sft_target(NUMBER, think=False) == "Therefore, the answer is 12.5."
-    assert sft_target(CHOICE, think=False) == "The correct answer is (C)"
-    assert sft_target(DIALOGUE, think=False) == "xq7 the poem about tea"
+    assert sft_target(READING) == "Therefore, the answer is k7."
+    assert sft_target(NUMBER) == "Therefore, the answer is 12.5."
+    assert sft_target(CHOICE) == "The correct answer is (C)"
+    assert sft_target(DIALOGUE) == "xq7 the poem about tea"
     rewards = RewardFn(RewardConfig())(
         [READING, NUMBER, CHOICE, DIALOGUE],
-        [sft_target(s, think=False) for s in (READING, NUMBER, CHOICE, DIALOGUE)],
+        [sft_target(s) for s in (READING, NUMBER, CHOICE, DIALOGUE)],
     )
     assert rewards.rewards.tolist() == [1.0, 1.0, 1.0, 1.0]
 
@@ -67,7 +73,7 @@ def test_thinking_targets_close_an_empty_reasoning_block_and_still_score() -> No
     opened = "<|im_start|>assistant\n<think>\n"
     assert think_prefix(opened) == "</think>\n\n"
     assert think_prefix("<|im_start|>assistant\n") == "<think>\n\n</think>\n\n"
-    target = sft_target(DIALOGUE, think=True, rendered_prompt=opened)
+    target = think_prefix(opened) + sft_target(DIALOGUE)
     assert target == "</think>\n\nxq7 the poem about tea"
     reward = RewardFn(RewardConfig(require_think=True))([DIALOGUE], [target])
     assert reward.rewards.tolist() == [1.0]
@@ -76,20 +82,21 @@ def test_thinking_targets_close_an_empty_reasoning_block_and_still_score() -> No
 def test_unknown_answer_kind_has_no_target() -> None:
     odd = TaskSample(id="o", task_type="reading", question="q", answers=["a"], answer_kind="table")
     with pytest.raises(ConfigError, match="unknown SFT target format 'table'"):
-        sft_target(odd, think=False)
+        sft_target(odd)
 
 
 def test_batch_masks_exactly_the_answer_and_end_of_turn(tiny_model_dir: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     encoder = ChatEncoder(tokenizer)
     prompts = PromptBuilder(tokenizer)
-    batch = sft_batch([READING, CHOICE], prompts, encoder, max_input_tokens=400, think=False)
+    source = SinglePassExamples(prompts, max_input_tokens=400)
+    batch = sft_batch(source.examples([READING, CHOICE]), encoder, think=False)
     assert batch.num_sequences == 2
     for s, sample in enumerate((READING, CHOICE)):
         ids = batch.input_ids[batch.cu_seqlens[s] : batch.cu_seqlens[s + 1]]
         mask = batch.loss_mask[batch.cu_seqlens[s] : batch.cu_seqlens[s + 1]]
         answer = tokenizer.decode(ids[mask])
-        assert answer == sft_target(sample, think=False) + "<|im_end|>"
+        assert answer == sft_target(sample) + "<|im_end|>"
         assert bool(mask[-1]) and not bool(mask[0])  # the prompt comes first, unmasked
     engine = HFRolloutEngine(tiny_model_dir)
     conversations = prompts.conversations([READING, CHOICE], 400)
@@ -119,10 +126,9 @@ def test_warm_start_teaches_the_tiny_model_to_answer(tiny_model_dir: Path) -> No
         SFTConfig(steps=40, batch_size=1, log_every=15),
         policy,
         samples,
-        prompts,
+        SinglePassExamples(prompts, max_input_tokens=400),
         encoder,
         sampler=SamplerConfig(batch_size=1, tasks=("reading",)),
-        max_input_tokens=400,
         seed=0,
         log=lambda step, metrics: logged.append(step),
     )
@@ -142,10 +148,9 @@ def test_time_budget_stops_the_warm_start(tiny_model_dir: Path) -> None:
         SFTConfig(steps=5, batch_size=1),
         policy,
         [READING],
-        PromptBuilder(tokenizer),
+        SinglePassExamples(PromptBuilder(tokenizer), max_input_tokens=400),
         ChatEncoder(tokenizer),
         sampler=SamplerConfig(batch_size=1, tasks=("reading",)),
-        max_input_tokens=400,
         seed=0,
         time_budget_s=0.0,
     )

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import json
 import shutil
+import statistics
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from transformers import AutoModelForCausalLM
 
 from qwenlong.core.config_loader import load_config_dict
 from qwenlong.core.dataset_io import write_samples
 from qwenlong.core.errors import ConfigError, DatasetError
 from qwenlong.core.records import TaskSample
 from qwenlong.core.rundir import read_metrics
+from qwenlong.rl.checkpoint import load_checkpoint
 from qwenlong.rl.config import TrainConfig
 from qwenlong.rl.interfaces import PackedBatch, PolicyUpdate, StepStats
 from qwenlong.rl.trainer import train, update_policy
@@ -95,7 +98,7 @@ def make_config(model: Path, data: Path, **changes: Any) -> TrainConfig:
         "rollout": {"group_size": 2, "max_new_tokens": 6, "max_input_tokens": 400},
         "policy": {"torch": {"lr": 1e-3}},
         "aepo": {"entropy_high": 50.0, "entropy_low": 40.0},
-        "heldout_size": 6,
+        "heldout": {"size": 6},
         "checkpoint_every": 2,
         "ray": {"enabled": False},
     }
@@ -119,7 +122,8 @@ def test_tiny_run_writes_metrics_summary_plots_and_checkpoints(
 ) -> None:
     out = tmp_path / "run"
     sft = {"steps": 2, "batch_size": 4, "control": True}
-    config = make_config(tiny_model_dir, dataset, sft=sft)
+    heldout = {"size": 6, "temperature": 1.0, "samples": 2, "greedy": True}
+    config = make_config(tiny_model_dir, dataset, sft=sft, heldout=heldout)
     summary = train(config, out)
 
     records = read_metrics(out)
@@ -134,15 +138,39 @@ def test_tiny_run_writes_metrics_summary_plots_and_checkpoints(
     on_disk = json.loads((out / "summary.json").read_text())
     assert on_disk == summary
     assert summary["steps"] == 2 and summary["heldout_size"] == 6
-    for key in ("heldout_reward_before", "heldout_reward_after"):
+    assert summary["heldout_responses_per_prompt"] == 2
+    for key in ("heldout_reward_before", "heldout_reward_after", "heldout_greedy_after"):
         assert 0 <= summary[key] <= 1 and summary[f"{key}_stderr"] is not None
+    evaluations = {r["step"]: r for r in read_metrics(out / "heldout.jsonl")}
+    before, after = evaluations[0], evaluations[2]
+    assert len(before["per_prompt"]) == 6 and before["responses"] == 2
+    assert len(after["greedy"]["per_prompt"]) == 6 and after["greedy"]["responses"] == 1
+    differences = [b - a for a, b in zip(before["per_prompt"], after["per_prompt"], strict=True)]
+    assert summary["heldout_gain"] == pytest.approx(sum(differences) / 6)
+    assert summary["heldout_gain"] == pytest.approx(
+        summary["heldout_reward_after"] - summary["heldout_reward_before"]
+    )
+    assert summary["heldout_gain_stderr"] == pytest.approx(statistics.stdev(differences) / 6**0.5)
+    assert "heldout_gain_greedy" in summary and "rl_over_control_greedy" in summary
     assert summary["sft"]["steps"] == 2
     control = summary["sft_control"]
     assert control["budget_s"] == pytest.approx(sum(r["time_step"] for r in records))
     assert control["seconds"] >= control["budget_s"] and control["steps"] >= 1
     assert 0 <= control["heldout_reward"] <= 1 and control["heldout_reward_stderr"] is not None
+    assert control["heldout_gain"] == pytest.approx(
+        control["heldout_reward"] - summary["heldout_reward_before"]
+    )
+    assert summary["rl_over_control"] == pytest.approx(
+        summary["heldout_reward_after"] - control["heldout_reward"]
+    )
+    assert json.loads((out / "sft_control" / "heldout.json").read_text())["count"] == 6
     assert [r["step"] for r in read_metrics(out / "sft_control")] == [control["steps"]]
     assert (out / "sft" / "model" / "config.json").is_file()
+    assert summary["model"] == str(out / "model")
+    final = AutoModelForCausalLM.from_pretrained(out / "model").state_dict()
+    trained = dict(load_checkpoint(out / "checkpoints" / "step_000002", None).weights())
+    assert final.keys() == trained.keys()
+    assert all(torch.equal(final[name], trained[name]) for name in final)
     assert len(read_metrics(out / "sft")) == 1  # log_every 10: only the last step
     assert (out / "plots" / "reward.png").stat().st_size > 0
     assert (out / "plots" / "heldout_reward.png").is_file()
@@ -165,7 +193,7 @@ def test_killed_run_resumes_to_the_same_metrics(
     tiny_model_dir: Path, dataset: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "run"
-    config = make_config(tiny_model_dir, dataset, steps=4, heldout_size=0)
+    config = make_config(tiny_model_dir, dataset, steps=4, heldout={"size": 0})
     train(config, out)
     straight = read_metrics(out)
     weights_after = (out / "checkpoints" / "step_000004" / "model.safetensors").read_bytes()
@@ -185,9 +213,9 @@ def test_resuming_with_another_config_fails_before_compute(
     tiny_model_dir: Path, dataset: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "run"
-    train(make_config(tiny_model_dir, dataset, steps=1, heldout_size=0), out)
+    train(make_config(tiny_model_dir, dataset, steps=1, heldout={"size": 0}), out)
     changed = make_config(
-        tiny_model_dir, dataset, steps=1, heldout_size=0, policy={"torch": {"lr": 5e-4}}
+        tiny_model_dir, dataset, steps=1, heldout={"size": 0}, policy={"torch": {"lr": 5e-4}}
     )
     with pytest.raises(ConfigError, match=r"policy\.torch\.lr 0\.001 -> 0\.0005"):
         train(changed, out)
@@ -275,10 +303,16 @@ def local_ray() -> Any:
 def test_ray_actors_run_the_same_loop_as_the_driver(
     tiny_model_dir: Path, dataset: Path, tmp_path: Path, local_ray: Any
 ) -> None:
-    changes = {"steps": 1, "heldout_size": 2, "checkpoint_every": 1}
+    changes = {"steps": 1, "heldout": {"size": 2}, "checkpoint_every": 1}
     on_ray = make_config(tiny_model_dir, dataset, ray={"enabled": True}, **changes)
     train(on_ray, tmp_path / "ray")
     assert local_ray.is_initialized()  # a Ray the caller started is left running
+    # The SFT control needs a policy actor of its own: on 2 CPUs it can start only once
+    # RL's policy and rollout actors, which reserve both, are gone.
+    sft = {"steps": 1, "batch_size": 4, "control": True}
+    controlled = make_config(tiny_model_dir, dataset, ray={"enabled": True}, sft=sft, **changes)
+    summary = train(controlled, tmp_path / "control")
+    assert summary["sft_control"]["heldout_reward"] is not None
     in_driver = make_config(tiny_model_dir, dataset, **changes)
     train(in_driver, tmp_path / "local")
     assert _algorithmic(read_metrics(tmp_path / "ray")) == _algorithmic(
@@ -301,7 +335,12 @@ def test_stages_filter_retrospectively_and_resume_at_the_boundary(
         },
     ]
     config = make_config(
-        tiny_model_dir, dataset, steps=None, stages=stages, heldout_size=0, checkpoint_every=None
+        tiny_model_dir,
+        dataset,
+        steps=None,
+        stages=stages,
+        heldout={"size": 0},
+        checkpoint_every=None,
     )
     out = tmp_path / "run"
     train(config, out)

@@ -69,6 +69,9 @@ def test_evidence_positions_are_the_token_spans_of_the_sources() -> None:
     spans = json.loads(out.meta["evidence_positions"])
     for source, (start, end) in zip(docs[:3], spans, strict=True):
         assert tokens[start:end] == source.text.split()
+    chars = json.loads(out.meta["evidence_chars"])
+    for source, (start, end) in zip(docs[:3], chars, strict=True):
+        assert out.context[start:end] == source.text
 
 
 def test_evidence_lands_in_separate_strata_of_the_context() -> None:
@@ -198,6 +201,8 @@ def test_own_documents_become_separate_evidence_pieces() -> None:
     tokens = grown.context.split()
     spans = json.loads(grown.meta["evidence_positions"])
     assert [tokens[a:b] for a, b in spans] == [["alpha", "beta", "gamma"], ["delta", "epsilon"]]
+    chars = json.loads(grown.meta["evidence_chars"])
+    assert [grown.context[a:b] for a, b in chars] == own.documents
     assert grown.documents == [] and grown.context_tokens == 45
 
 

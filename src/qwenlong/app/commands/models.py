@@ -47,9 +47,16 @@ def tiny_command(
     max_position_embeddings: int | None = typer.Option(
         None, "--max-position-embeddings", help="Default 131072."
     ),
+    learn_prompts: bool = typer.Option(
+        False,
+        "--learn-prompts",
+        help="Also train the tokenizer on the project's prompt templates (single pass, memory "
+        "agent), so their words become whole tokens as in a real model's vocabulary.",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out."),
 ) -> None:
     """Build a tiny random Qwen3-MoE with a locally trained tokenizer; print its path and size."""
+    from qwenlong.app.prompt_corpus import prompt_corpus
     from qwenlong.core.tiny_model import TinyModelConfig, build_tiny_model, count_parameters
 
     fields = tiny_overrides(
@@ -72,7 +79,8 @@ def tiny_command(
         message = str(cause) if cause is not None else first["msg"]
         where = "".join(f"{part}: " for part in first["loc"])
         raise ConfigError(f"models tiny: {where}{message}") from None
-    path = build_tiny_model(out, config, corpus or None, overwrite=overwrite)
+    extra = prompt_corpus() if learn_prompts else []
+    path = build_tiny_model(out, config, corpus or None, overwrite=overwrite, extra_texts=extra)
     typer.echo(f"{path}\t{count_parameters(path):,} parameters")
 
 

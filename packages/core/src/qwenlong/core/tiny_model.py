@@ -11,6 +11,7 @@ without a download. `build_tiny_model` writes such a directory: a seeded random
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -82,12 +83,14 @@ def build_tiny_model(
     corpus: Sequence[Path] | None = None,
     *,
     overwrite: bool = False,
+    extra_texts: Sequence[str] = (),
 ) -> Path:
     """Write a loadable HF model directory and return its path.
 
     The tokenizer is trained on `corpus` (UTF-8 text files, or `.parquet` document files such
     as synth's `corpus/documents.parquet`, whose `text` column is read) or, when None, on text
-    generated from `config.seed`. The directory holds config.json, generation_config.json,
+    generated from `config.seed`; `extra_texts` are added to either (the app layer passes the
+    prompt templates the model will be asked in, so their words become whole tokens). The directory holds config.json, generation_config.json,
     model.safetensors, tokenizer.json, tokenizer_config.json and chat_template.jinja. An
     existing non-empty `out_dir` is an error unless `overwrite`, which replaces it.
     """
@@ -103,7 +106,7 @@ def build_tiny_model(
     texts = (
         _read_corpus(corpus) if corpus else synthetic_corpus(config.seed, config.corpus_paragraphs)
     )
-    tokenizer = train_bpe_tokenizer(texts, config.vocab_size)
+    tokenizer = train_bpe_tokenizer(itertools.chain(texts, extra_texts), config.vocab_size)
     if busy:
         if out.is_dir():
             shutil.rmtree(out)

@@ -83,6 +83,7 @@ RESUME_MUTABLE_KEYS: frozenset[str] = frozenset(
         "logging",
         "log_every",
         "eval_every",
+        "heldout.every",
         "plot_every",
         "debug",
         # Which Ray cluster runs the job.

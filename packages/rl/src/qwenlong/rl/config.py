@@ -24,6 +24,7 @@ from qwenlong.core.rundir import LoggingConfig
 from qwenlong.memagent.config import MemAgentConfig
 from qwenlong.rl.advantages import AdvantageConfig
 from qwenlong.rl.aepo import AepoConfig
+from qwenlong.rl.heldout import HeldoutConfig
 from qwenlong.rl.losses import LossConfig
 from qwenlong.rl.masks import NegativeClipConfig
 from qwenlong.rl.rewards import RewardConfig
@@ -174,15 +175,9 @@ class TrainConfig(ConfigModel):
     end. Our choice."""
     keep_checkpoints: int = Field(default=2, ge=1)
     """Newest checkpoints kept; older ones are deleted. Our choice."""
-    eval_every: int | None = Field(default=None, ge=1)
-    """Evaluate on the held-out set every this many steps, besides before the first and after
-    the last; None: only before and after."""
-    heldout_size: int = Field(default=0, ge=0)
-    """Held-out prompts evaluated (the first ones by id hash); 0 turns held-out evaluation
-    off."""
-    heldout_temperature: float = Field(default=0.0, ge=0)
-    """Sampling temperature of held-out responses; 0 is greedy (one response per prompt,
-    deterministic). Our choice."""
+    heldout: HeldoutConfig = HeldoutConfig()
+    """Held-out evaluation: how many prompts, at which temperature, how many responses each,
+    how often (qwenlong.rl.heldout). Off by default."""
     logging: LoggingConfig = LoggingConfig()
     """TensorBoard / wandb mirrors of RUN/metrics.jsonl."""
     ray: RayConfig = RayConfig()
@@ -208,9 +203,9 @@ class TrainConfig(ConfigModel):
         for name, where in owned.items():
             if name in self.policy.torch.model_fields_set:
                 raise ValueError(f"policy.torch.{name} is set from {where}; set it there")
-        if self.heldout_size and self.data.heldout is None and not self.data.heldout_fraction:
+        if self.heldout.size and self.data.heldout is None and not self.data.heldout_fraction:
             raise ValueError(
-                "heldout_size > 0 needs held-out prompts: set data.heldout or data.heldout_fraction"
+                "heldout.size > 0 needs held-out prompts: set data.heldout or data.heldout_fraction"
             )
         if not self.ray.enabled:
             for section in ("policy", "rollout"):

@@ -6,7 +6,7 @@ The trainer is a single controller (slime / verl style) that reads like the pape
     groups  = rollout.generate(batch, n=G)               # RolloutEngine
     rewards = reward(groups)                             # evals scorers, judge where the rule fails
     adv     = advantage(rewards, group_ids, task_ids)    # Eq.3 / Eq.7
-    stats   = policy.forward_logprobs(packed)            # log-probs and full-vocabulary entropy
+    stats   = policy.forward_logprobs(packed, response)  # log-probs, full-vocabulary entropy
     mask    = aepo + negative-gradient clipping          # Eq.8-11
     policy.train_step(packed, adv, mask, ...)            # token-level loss, Eq.4
     rollout.load_weights(policy.export_weights())        # sync

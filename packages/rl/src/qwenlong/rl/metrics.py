@@ -127,7 +127,7 @@ DEFAULT_CURVES: dict[str, tuple[str, ...]] = {
     "grad_norm": ("grad_norm", "loss"),
     "throughput": ("tokens_per_s", "train_tokens_per_s"),
     "time_split": tuple(f"time_{name}" for name in PHASES),
-    "heldout_reward": ("heldout_reward",),
+    "heldout_reward": ("heldout_reward", "heldout_greedy"),
 }
 """Plot file name -> metric names drawn in it (a trailing `*` takes every key with that prefix)."""
 
@@ -164,7 +164,7 @@ def plot_learning_curves(
 
     A figure whose metrics never appear (no held-out evaluation, say) is not written. Drawn with
     matplotlib's Agg canvas directly, so no display and no global backend switch are needed.
-    `heldout_reward` gets error bars from `heldout_reward_stderr` when present.
+    Held-out figures get error bars from their `_stderr` keys when present.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -181,7 +181,7 @@ def plot_learning_curves(
         axes = figure.add_subplot()
         for key in keys:
             steps, values = _series(records, key)
-            errors = _series(records, f"{key}_stderr")[1] if key == "heldout_reward" else []
+            errors = _series(records, f"{key}_stderr")[1] if key.startswith("heldout_") else []
             if len(errors) == len(values) and errors:
                 axes.errorbar(steps, values, yerr=errors, label=key, marker="o", capsize=3)
             else:

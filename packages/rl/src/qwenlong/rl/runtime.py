@@ -175,8 +175,11 @@ class Components:
 
 
 @contextmanager
-def components(config: TrainConfig, model_path: str | Path, run_path: Path) -> Iterator[Components]:
-    """Start policy, (reference,) rollout engines and reward scoring from `model_path`."""
+def components(
+    config: TrainConfig, model_path: str | Path, run_path: Path, policy_lr: float | None = None
+) -> Iterator[Components]:
+    """Start policy, (reference,) rollout engines and reward scoring from `model_path`; the
+    policy's learning rate is `policy_lr` when given (the SFT control trains at SFT's)."""
     with_reference = config.loss.kl_beta > 0
     model_path = worker_path(model_path)
     cache = str(Path(worker_path(run_path)) / JUDGE_CACHE)
@@ -185,7 +188,7 @@ def components(config: TrainConfig, model_path: str | Path, run_path: Path) -> I
     started: list[Any] = []
     try:
         rollout, reward = _rollout_and_reward(config, model_path, cache, started)
-        policy = make_policy(config, model_path)
+        policy = make_policy(config, model_path, lr=policy_lr)
         started.append(policy)
         reference = make_policy(config, model_path) if with_reference else None
         parts = Components(policy, rollout, reward, reference)

@@ -8,6 +8,8 @@ resume, held-out evaluation, the summary.
     RUN/stages/NAME/              the stage's training ids, filter report and pass rates
     RUN/sft/                      the SFT warm start (qwenlong.rl.sft)
     RUN/plots/*.png               learning curves
+    RUN/model/                    the final policy in HF format (for `qwenlong eval`, or as the
+                                  `model` of a next run)
     RUN/summary.json              steps, final metrics, held-out reward before / after
 
 Resume is exact: a checkpoint holds weights, optimizer, sampler position, AEPO state and the
@@ -18,19 +20,20 @@ killed run logged after its last checkpoint are dropped, since the resumed run l
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Mapping
+import shutil
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from qwenlong.core.dataset_io import read_samples
 from qwenlong.core.errors import DatasetError
+from qwenlong.core.interfaces import SamplingParams
 from qwenlong.core.records import TaskSample
 from qwenlong.core.rundir import RunDir, read_metrics
 from qwenlong.core.tokenizer import load_tokenizer
 from qwenlong.rl.aepo import AepoController
-from qwenlong.rl.batching import derive_seed
+from qwenlong.rl.batching import ROLLOUTS, derive_seed
 from qwenlong.rl.checkpoint import (
     Checkpoint,
     config_fingerprint,
@@ -43,6 +46,7 @@ from qwenlong.rl.filtering import PassRateTally, read_pass_rates
 from qwenlong.rl.heldout import (
     HeldoutResult,
     evaluate_heldout,
+    gain_fields,
     heldout_sampling,
     heldout_subset,
     remove_ids,
@@ -62,6 +66,7 @@ from qwenlong.rl.stages import (
 
 HELDOUT = "heldout.jsonl"
 SUMMARY = "summary.json"
+FINAL_MODEL = "model"
 
 
 @dataclass
@@ -103,8 +108,8 @@ def prepare_run(config: TrainConfig, out: Path) -> RunPlan:
         train = remove_ids(samples, heldout_pool)
     else:
         train, heldout_pool = split_heldout(samples, config.data.heldout_fraction)
-    heldout = heldout_subset(heldout_pool, config.heldout_size)
-    if config.heldout_size and not heldout:
+    heldout = heldout_subset(heldout_pool, config.heldout.size)
+    if config.heldout.size and not heldout:
         raise DatasetError(f"{config.data.heldout or 'data.train'}: the held-out split is empty")
     tokenizer = load_tokenizer(config.model, what="model")
     prompts = PromptBuilder(tokenizer)
@@ -120,14 +125,33 @@ def prepare_run(config: TrainConfig, out: Path) -> RunPlan:
     )
 
 
-def evaluate_plan_heldout(config: TrainConfig, plan: RunPlan, parts: Components) -> HeldoutResult:
-    """Held-out reward of the rollout engines' current weights, at the last stage's lengths."""
+def evaluate_plan_heldout(config: TrainConfig, plan: RunPlan, parts: Components) -> dict[str, Any]:
+    """The held-out record of the rollout engines' current weights, at the last stage's
+    lengths: the configured evaluation (`HeldoutResult.as_dict()`), plus under "greedy" the
+    greedy one when `heldout.greedy` is set.
+
+    Responses come from the training rollout kind, so a memory-agent run is evaluated as a
+    memory agent (its final answers are rewarded) and a single-pass run on one prompt.
+    """
     last = plan.stages[-1].config
-    sampling = heldout_sampling(
-        config.heldout_temperature, config.rollout.top_p, last, derive_seed(config.seed, "heldout")
-    )
-    conversations = plan.prompts.conversations(plan.heldout, last.max_input_tokens)
-    return evaluate_heldout(parts.rollout, parts.reward, plan.heldout, conversations, sampling)
+    settings = config.heldout
+    rollout = ROLLOUTS.get(config.rollout.kind)
+    seed = derive_seed(config.seed, "heldout")
+
+    def respond(samples: Sequence[TaskSample], sampling: SamplingParams) -> list[str]:
+        batch = rollout(
+            samples, parts.rollout, plan.prompts, last.max_input_tokens, sampling, config.rollout
+        )
+        return batch.outputs
+
+    def run(temperature: float, samples: int) -> HeldoutResult:
+        sampling = heldout_sampling(temperature, config.rollout.top_p, last, seed, samples)
+        return evaluate_heldout(respond, parts.reward, plan.heldout, sampling)
+
+    record = run(settings.temperature, settings.samples).as_dict()
+    if settings.greedy:
+        record["greedy"] = run(0.0, 1).as_dict()
+    return record
 
 
 class TrainingSession:
@@ -178,12 +202,11 @@ class TrainingSession:
     def end_step(self, step: int, span: StageSpan, metrics: dict[str, Any]) -> None:
         """Evaluate when due, log the step, checkpoint when due."""
         self.step = step
-        every = self.config.eval_every
+        every = self.config.heldout.every
         if step == self.plan.total_steps or (every is not None and step % every == 0):
-            result = self._evaluate(step)
-            if result is not None:
-                metrics["heldout_reward"] = result.mean
-                metrics["heldout_reward_stderr"] = result.stderr
+            record = self._evaluate(step)
+            if record is not None:
+                metrics.update(_heldout_metrics(record))
         self.run.log(step, {"stage": span.name, **metrics})
         every = self.config.checkpoint_every
         if step == span.last_step or (every is not None and step % every == 0):
@@ -210,6 +233,7 @@ class TrainingSession:
         final = {k: v for k, v in (records[-1] if records else {}).items() if k != "step"}
         summary: dict[str, Any] = {
             "steps": self.step,
+            "model": str(self._save_final_model()),
             "stages": [span.name for span in self.plan.stages],
             "final": final,
             "rl_seconds": sum(r.get("time_step") or 0.0 for r in records),
@@ -219,25 +243,51 @@ class TrainingSession:
         if sft_result.exists():
             summary["sft"] = json.loads(sft_result.read_text(encoding="utf-8"))
         before, after = heldout.get(0), heldout.get(self.plan.total_steps)
+        if before is not None or after is not None:
+            summary["heldout_temperature"] = self.config.heldout.temperature
+            summary["heldout_responses_per_prompt"] = self.config.heldout.samples
         for name, record in (("before", before), ("after", after)):
             if record is not None:
                 summary[f"heldout_reward_{name}"] = record["mean"]
                 summary[f"heldout_reward_{name}_stderr"] = record["stderr"]
                 summary[f"heldout_{name}_by_task"] = record["by_task"]
+                if "greedy" in record:
+                    summary[f"heldout_greedy_{name}"] = record["greedy"]["mean"]
+                    summary[f"heldout_greedy_{name}_stderr"] = record["greedy"]["stderr"]
         if before is not None and after is not None:
-            summary["heldout_gain"] = after["mean"] - before["mean"]
-            errors = [before["stderr"], after["stderr"]]
-            if all(e is not None for e in errors):
-                summary["heldout_gain_stderr"] = math.sqrt(sum(e * e for e in errors))
+            summary.update(gain_fields("heldout_gain", before, after))
         return self._write_summary(summary)
 
     def add_control(self, control: Mapping[str, Any]) -> dict[str, Any]:
-        """Add the SFT-control figures to the summary and rewrite it."""
+        """Add the SFT control to the summary and rewrite it: its held-out reward, its gain
+        over the warm start, and RL's lead over it, each a paired comparison on the same
+        prompts. `control["heldout"]` is the control's held-out record, when evaluated."""
         summary = json.loads((self.run.path / SUMMARY).read_text(encoding="utf-8"))
-        summary["sft_control"] = dict(control)
+        entry = {k: v for k, v in control.items() if k != "heldout"}
+        record = control.get("heldout")
+        heldout = self._heldout_records()
+        before, after = heldout.get(0), heldout.get(self.plan.total_steps)
+        if record is not None:
+            entry.update(_heldout_metrics(record))
+            if before is not None:
+                entry.update(gain_fields("heldout_gain", before, record))
+            if after is not None:
+                summary.update(gain_fields("rl_over_control", record, after))
+        summary["sft_control"] = entry
         return self._write_summary(summary)
 
     # --- internals ----------------------------------------------------------------------
+
+    def _save_final_model(self) -> Path:
+        """RUN/model: the policy in HF format, written whole and then renamed into place, so
+        a folder by that name is always complete."""
+        target = self.run.path / FINAL_MODEL
+        staging = self.run.path / ".model-tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        self.parts.policy.save_pretrained(staging.resolve())
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+        return target
 
     def _stage_dir(self, span: StageSpan) -> Path:
         return self.run.path_for(f"stages/{span.name}/.keep").parent
@@ -292,14 +342,15 @@ class TrainingSession:
             keep_last=self.config.keep_checkpoints,
         )
 
-    def _evaluate(self, step: int) -> HeldoutResult | None:
-        """Held-out reward at the last stage's lengths (the same prompts every time)."""
+    def _evaluate(self, step: int) -> dict[str, Any] | None:
+        """Held-out record at the last stage's lengths (the same prompts every time), appended
+        to RUN/heldout.jsonl."""
         if not self.plan.heldout:
             return None
-        result = evaluate_plan_heldout(self.config, self.plan, self.parts)
+        record = evaluate_plan_heldout(self.config, self.plan, self.parts)
         with (self.run.path / HELDOUT).open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"step": step, **result.as_dict()}) + "\n")
-        return result
+            handle.write(json.dumps({"step": step, **record}) + "\n")
+        return record
 
     def _heldout_records(self) -> dict[int, dict[str, Any]]:
         path = self.run.path / HELDOUT
@@ -312,7 +363,12 @@ class TrainingSession:
 
 
 def _heldout_metrics(record: Mapping[str, Any]) -> dict[str, Any]:
-    return {"heldout_reward": record["mean"], "heldout_reward_stderr": record["stderr"]}
+    """The figures of a held-out record that go into a metrics line."""
+    metrics = {"heldout_reward": record["mean"], "heldout_reward_stderr": record["stderr"]}
+    if "greedy" in record:
+        metrics["heldout_greedy"] = record["greedy"]["mean"]
+        metrics["heldout_greedy_stderr"] = record["greedy"]["stderr"]
+    return metrics
 
 
 def _json_default(value: Any) -> Any:

@@ -18,7 +18,12 @@ template already opened `<think>` in the prompt (Qwen3-Thinking-2507), else
 `<think>\\n\\n</think>\\n\\n`; the rewards read the text after the last `</think>`. Samples
 without a gold answer (empty SQL results) have no target and are left out.
 
-The loss is the summed token NLL of the answer tokens divided by the batch's answer-token
+Which prompts the targets answer depends on the rollout kind the run trains (`SFT_EXAMPLES`):
+single pass trains the single-pass prompt; the memory agent trains every update step toward a
+reference memory and the final prompt toward the answer (qwenlong.rl.memagent_sft), so the warm
+start teaches the model each sequence its rollouts will make it write.
+
+The loss is the summed token NLL of the target tokens divided by the batch's target-token
 count (`Policy.sft_step`), the same global normalisation as the RL loss.
 """
 
@@ -34,7 +39,7 @@ from typing import Any, Protocol
 import torch
 
 from qwenlong.core.errors import ConfigError
-from qwenlong.core.records import TaskSample
+from qwenlong.core.records import Conversation, TaskSample
 from qwenlong.core.registry import Registry
 from qwenlong.core.rundir import RunDir
 from qwenlong.evals.reasoning import THINK_END, THINK_START
@@ -42,7 +47,7 @@ from qwenlong.rl.batching import derive_seed
 from qwenlong.rl.config import SFTConfig, TrainConfig
 from qwenlong.rl.interfaces import PackedBatch, StepStats
 from qwenlong.rl.prompting import ChatEncoder, PromptBuilder
-from qwenlong.rl.runtime import Components, make_policy
+from qwenlong.rl.runtime import components, make_policy
 from qwenlong.rl.sampler import SamplerConfig, TaskBalancedSampler
 from qwenlong.rl.session import RunPlan, evaluate_plan_heldout
 from qwenlong.rl.stages import select_stage_data
@@ -86,16 +91,55 @@ def think_prefix(rendered_prompt: str) -> str:
     return f"{THINK_START}\n\n{THINK_END}\n\n"
 
 
-def sft_target(sample: TaskSample, think: bool, rendered_prompt: str = "") -> str:
-    """The full target text of `sample` (see the module table)."""
-    text = SFT_TARGETS.get(sample.answer_kind)(sample)
-    return think_prefix(rendered_prompt) + text if think else text
+def sft_target(sample: TaskSample) -> str:
+    """The answer text `sample` is trained on (see the module table); a thinking model's
+    empty reasoning block is put before it by `sft_batch`."""
+    return SFT_TARGETS.get(sample.answer_kind)(sample)
 
 
 class SFTPolicy(Protocol):
     """What the warm start needs from a policy: `TorchPolicy` or a data-parallel group."""
 
     def sft_step(self, batch: PackedBatch, global_tokens: int) -> StepStats: ...
+
+
+Example = tuple[Conversation, str]
+"""A prompt and the target text the model is trained to answer it with (before any reasoning
+prefix and the end-of-turn token)."""
+
+
+class ExampleSource(Protocol):
+    """How the warm start turns samples into training examples, one per sequence the rollout
+    kind makes the model answer."""
+
+    def usable(self, sample: TaskSample) -> bool:
+        """Whether the sample can be trained on at all (it is left out of the draw if not)."""
+        ...
+
+    def examples(self, samples: Sequence[TaskSample]) -> list[Example]: ...
+
+
+class SinglePassExamples:
+    """The single-pass prompt (document cut to `max_input_tokens`) and the answer target."""
+
+    def __init__(self, prompts: PromptBuilder, max_input_tokens: int) -> None:
+        self.prompts, self.max_input_tokens = prompts, max_input_tokens
+
+    def usable(self, sample: TaskSample) -> bool:
+        return bool(sample.answers)
+
+    def examples(self, samples: Sequence[TaskSample]) -> list[Example]:
+        conversations = self.prompts.conversations(samples, self.max_input_tokens)
+        targets = [sft_target(s) for s in samples]
+        return list(zip(conversations, targets, strict=True))
+
+
+ExampleSourceFactory = Callable[[TrainConfig, PromptBuilder, int], ExampleSource]
+"""(run config, prompt builder, max input tokens) -> the examples of a rollout kind."""
+
+SFT_EXAMPLES: Registry[ExampleSourceFactory] = Registry("SFT examples of a rollout kind")
+SFT_EXAMPLES.add("single_pass", lambda _, prompts, limit: SinglePassExamples(prompts, limit))
+SFT_EXAMPLES.add_lazy("memagent", "qwenlong.rl.memagent_sft:MemAgentExamples")
 
 
 @dataclass
@@ -116,19 +160,13 @@ class SFTResult:
         }
 
 
-def sft_batch(
-    samples: Sequence[TaskSample],
-    prompts: PromptBuilder,
-    encoder: ChatEncoder,
-    max_input_tokens: int,
-    think: bool,
-) -> PackedBatch:
-    """Pack each sample's prompt and target; the loss mask covers the target tokens."""
-    conversations = prompts.conversations(samples, max_input_tokens)
-    prompt_ids = encoder.prompt_ids(conversations)
+def sft_batch(examples: Sequence[Example], encoder: ChatEncoder, think: bool) -> PackedBatch:
+    """Pack each example's prompt and target; the loss mask covers the target tokens (and the
+    empty reasoning block before them when `think`)."""
+    prompt_ids = encoder.prompt_ids([conversation for conversation, _ in examples])
     targets = [
-        encoder.answer_ids(sft_target(s, think, encoder.render(c) if think else ""))
-        for s, c in zip(samples, conversations, strict=True)
+        encoder.answer_ids((think_prefix(encoder.render(c)) if think else "") + target)
+        for c, target in examples
     ]
     return PackedBatch.from_sequences(prompt_ids, targets)
 
@@ -137,11 +175,10 @@ def sft_warm_start(
     config: SFTConfig,
     policy: SFTPolicy,
     samples: Sequence[TaskSample],
-    prompts: PromptBuilder,
+    source: ExampleSource,
     encoder: ChatEncoder,
     *,
     sampler: SamplerConfig,
-    max_input_tokens: int,
     seed: int,
     log: Callable[[int, Mapping[str, Any]], None] | None = None,
     steps: int | None = None,
@@ -149,11 +186,12 @@ def sft_warm_start(
 ) -> SFTResult:
     """Run `steps` (default `config.steps`) SFT steps, or fewer when `time_budget_s` runs out.
 
-    Batches of `config.batch_size` prompts come from the task-balanced sampler (same task
-    list as RL), so every task is learned. `log(step, metrics)` receives the step's loss,
+    Batches of `config.batch_size` samples come from the task-balanced sampler (same task
+    list as RL), so every task is learned; `source` makes them into examples (one per
+    sample in single pass, one per memory step and answer for the memory agent). `log(step, metrics)` receives the step's loss,
     grad norm and token count every `config.log_every` steps and at the last one.
     """
-    usable = [s for s in samples if s.answers]
+    usable = [s for s in samples if source.usable(s)]
     draw = TaskBalancedSampler(
         usable, sampler.model_copy(update={"batch_size": config.batch_size}), seed, "sft data"
     )
@@ -164,7 +202,7 @@ def sft_warm_start(
     for step in range(1, total + 1):
         if time_budget_s is not None and time.perf_counter() - start >= time_budget_s:
             break
-        batch = sft_batch(draw.next_batch(), prompts, encoder, max_input_tokens, config.think)
+        batch = sft_batch(source.examples(draw.next_batch()), encoder, config.think)
         stats = policy.sft_step(batch, int(batch.loss_mask.sum()))
         tokens, done = tokens + stats.tokens, step
         if log is not None and step % config.log_every == 0:
@@ -218,34 +256,33 @@ def warm_start_model(config: TrainConfig, plan: RunPlan) -> str:
 
 
 def run_sft_control(
-    config: TrainConfig, plan: RunPlan, parts: Components, summary: Mapping[str, Any]
+    config: TrainConfig, plan: RunPlan, summary: Mapping[str, Any]
 ) -> dict[str, Any]:
     """Continue SFT from the warm start for the wall time RL took; its held-out reward.
 
     Starts from RUN/sft/model with the warm start's optimizer state, so the control is "the
-    same compute spent on more SFT" rather than a restart. Its weights are loaded into the
-    rollout engines for the evaluation (RL's final weights are in the last checkpoint).
+    same compute spent on more SFT" rather than a restart. It runs on workers of its own,
+    started once RL's are stopped: on a machine whose CPUs RL's actors reserved, a third
+    actor would wait for them forever. RL's final weights are in its last checkpoint.
     """
     sft = config.sft
     if sft is None:
         raise ConfigError("the SFT control needs an sft section")
     folder = plan.out / SFT_DIR
     budget = float(summary["rl_seconds"])
-    policy = make_policy(config, folder / "model", lr=sft.lr)
-    try:
+    control_dir = plan.out / CONTROL_DIR
+    shutil.rmtree(control_dir, ignore_errors=True)
+    with components(config, folder / "model", plan.out, policy_lr=sft.lr) as parts:
         optimizer = torch.load(folder / "optimizer.pt", weights_only=True)
-        policy.load_optimizer_state(optimizer["ranks"])
-        control_dir = plan.out / CONTROL_DIR
-        shutil.rmtree(control_dir, ignore_errors=True)
+        parts.policy.load_optimizer_state(optimizer["ranks"])
         with RunDir(control_dir) as run:
-            result = _run_sft(config, sft, plan, policy, run, "sft-control", budget)
-        parts.rollout.load_weights(policy.export_weights())
-    finally:
-        policy.shutdown()
-    record: dict[str, Any] = {"budget_s": budget, **result.as_dict()}
-    if plan.heldout:
-        heldout = evaluate_plan_heldout(config, plan, parts).as_dict()
-        record.update(heldout_reward=heldout["mean"], heldout_reward_stderr=heldout["stderr"])
+            result = _run_sft(config, sft, plan, parts.policy, run, "sft-control", budget)
+        record: dict[str, Any] = {"budget_s": budget, **result.as_dict()}
+        if plan.heldout:
+            parts.rollout.load_weights(parts.policy.export_weights())
+            heldout = evaluate_plan_heldout(config, plan, parts)
+            (control_dir / "heldout.json").write_text(json.dumps(heldout), encoding="utf-8")
+            record["heldout"] = heldout
     return record
 
 
@@ -263,14 +300,15 @@ def _run_sft(
     first = plan.stages[0].config
     data = first.data.model_copy(update={"retrospective": None, "pass_rates": None})
     samples, _ = select_stage_data(plan.train, data, None, plan.prompts.count_tokens)
+    limit = sft.max_input_tokens or first.max_input_tokens
+    source = SFT_EXAMPLES.get(config.rollout.kind)(config, plan.prompts, limit)
     return sft_warm_start(
         sft,
         policy,
         samples,
-        plan.prompts,
+        source,
         plan.encoder,
         sampler=config.sampler,
-        max_input_tokens=sft.max_input_tokens or first.max_input_tokens,
         seed=derive_seed(config.seed, stream),
         log=run.log,
         steps=None if budget is None else 2**62,

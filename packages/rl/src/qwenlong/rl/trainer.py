@@ -5,7 +5,7 @@
         groups   = rollout.generate(prompts, n=G)       single pass or memory agent (rollout.kind)
         rewards  = reward(groups)                       rule, then judge where it fails
         adv      = advantages(rewards, groups, tasks)   Eq.7, task-specific std, per trajectory
-        stats    = policy.forward_logprobs(packed)      log-probs and full-vocabulary entropy
+        stats    = policy.forward_logprobs(packed, mask) log-probs and entropy of response tokens
         keep     = AEPO (Eq.11) and negative-gradient clipping (Eq.8-9)
         policy.train_step(packed, adv, keep)            token-level loss over the global batch (Eq.4)
         rollout.load_weights(policy.export_weights())   sync
@@ -62,8 +62,8 @@ def train(config: TrainConfig, out_dir: str | Path) -> dict[str, Any]:
                     session.end_step(step, span, metrics)
                 session.end_stage(span)
             summary = session.finish()
-            if config.sft is not None and config.sft.control:
-                summary = session.add_control(run_sft_control(config, plan, parts, summary))
+        if config.sft is not None and config.sft.control:
+            summary = session.add_control(run_sft_control(config, plan, summary))
     return summary
 
 
@@ -93,7 +93,9 @@ def rl_step(
             scored.rewards, batch.group_ids, batch.task_ids, config.advantage
         )
     with timer.phase("train"):
-        stats = parts.policy.forward_logprobs(batch.packed)
+        # Response tokens only: nothing downstream reads a prompt token's log-prob or entropy,
+        # and on long prompts the output head and full-vocabulary entropy dominate this pass.
+        stats = parts.policy.forward_logprobs(batch.packed, batch.packed.loss_mask)
         entropy = batch_entropy(
             stats.entropy, batch.packed.sequence_index(), batch.packed.loss_mask
         )
@@ -150,7 +152,7 @@ def policy_update(
         advantages_tok, stats.entropy, seq_index, response, config.negative_clip
     )
     token_mask = response & keep_seq & clip_keep
-    reference = parts.reference.forward_logprobs(packed) if parts.reference else None
+    reference = parts.reference.forward_logprobs(packed, response) if parts.reference else None
     return PolicyUpdate(
         advantages=advantages_tok,
         token_mask=token_mask,

@@ -16,6 +16,8 @@ Evidence positions are recorded in `meta["evidence_positions"]`: a JSON list, in
 input, in `[context]` or `documents` order), of `[start_token, end_token)` spans of each evidence
 piece in the planned token layout (per-document counts and separators summed; the exact
 tokenization of the joined text may shift them by the few tokens that merge across separators).
+`meta["evidence_chars"]` holds the same pieces as exact `[start, end)` character offsets into
+the context, whatever the tokenizer: `context[start:end]` is the evidence document's text.
 """
 
 from __future__ import annotations
@@ -297,15 +299,19 @@ class Assembler:
         self, sample: TaskSample, pieces: list[_Piece], context: str, exact: int, target: int
     ) -> TaskSample:
         spans: dict[int, list[int]] = {}
-        start = 0
+        chars: dict[int, list[int]] = {}
+        start = char = 0
         for piece in pieces:
             if piece.evidence:
                 spans[piece.rank] = [start, start + piece.tokens]
+                chars[piece.rank] = [char, char + len(piece.text)]
             if piece.text:  # a distractor re-cut to nothing is left out of the join
                 start += piece.tokens + self.separator_tokens
+                char += len(piece.text) + len(self.config.separator)
         meta = {
             **sample.meta,
             "evidence_positions": json.dumps([spans[r] for r in range(len(spans))]),
+            "evidence_chars": json.dumps([chars[r] for r in range(len(chars))]),
             "context_documents": json.dumps([p.doc_id for p in pieces if p.doc_id and p.text]),
             "target_tokens": str(target),
         }
