@@ -82,6 +82,34 @@ def test_require_think_zeroes_outputs_without_closed_reasoning() -> None:
     assert loose.rewards.tolist() == [1.0, 1.0]
 
 
+def test_answer_listing_candidates_is_paid_nothing_under_the_word_allowance() -> None:
+    job = TaskSample(
+        id="t9", task_type="reading", question="Occupation?", answers=["chief executive"]
+    )
+    outputs = [
+        "Therefore, the answer is chief executive.",  # 0 extra words
+        "Therefore, the answer is the chief executive officer.",  # "the" is normalised away: 1
+        "Therefore, the answer is chief executive or lawyer",  # 2 extra words: the allowance
+        "Therefore is lawyer is chief executive is lawyer is",  # no marker: 7 extra words
+        "I think...</think>\nMaybe a lawyer, or the chief executive, or an architect",
+        "Therefore, the answer is lawyer",  # short and wrong: the rule decides
+    ]
+    guarded = RewardFn(RewardConfig(answer_max_extra_words=2))([job] * 6, outputs)
+    assert guarded.rewards.tolist() == [1.0, 1.0, 1.0, 0.0, 0.0, 0.0]
+    assert [d.get("decided_by") for d in guarded.details[3:5]] == ["overlong", "overlong"]
+    assert guarded.details[3]["extra_words"] == 7
+    assert guarded.details[5].get("decided_by") != "overlong"
+    # The paper's rule alone pays every answer that contains the gold.
+    paper = RewardFn(RewardConfig())([job] * 6, outputs)
+    assert paper.rewards.tolist() == [1.0, 1.0, 1.0, 1.0, 1.0, 0.0]
+
+
+def test_word_allowance_leaves_non_text_answers_to_their_scorers() -> None:
+    output = "Let me weigh every option at length. The correct answer is (B)"
+    result = RewardFn(RewardConfig(answer_max_extra_words=0))([CHOICE], [output])
+    assert result.rewards.tolist() == [1.0]
+
+
 def test_judge_asked_only_where_the_rule_fails_and_reward_is_the_max() -> None:
     judge = RecordingJudge(accept={"The French capital"})
     reward = RewardFn(RewardConfig(use_judge=True), judge)

@@ -10,6 +10,10 @@ verification graded the sample when it was synthesized and as evaluation grades 
 The combination itself is `qwenlong.evals.judge.JudgedScorer`; this module only routes each
 (sample, output) pair to the scorer for its answer kind, batches the judge questions per
 scorer, and refuses a non-finite reward before it can poison the advantages of a whole batch.
+
+Two checks run before the rule and pay 0 outright: `require_think` (QwenLong-L1's) and
+`answer_max_extra_words` (ours), which closes the loophole cover exact match leaves open to a
+policy: an answer that lists several candidates contains the right one.
 """
 
 from __future__ import annotations
@@ -21,14 +25,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from torch import Tensor
 
 from qwenlong.core.config import ConfigModel
 from qwenlong.core.errors import ConfigError, DatasetError
 from qwenlong.core.records import ANSWER_KINDS, TaskSample
+from qwenlong.evals.extractors import extract_paper
 from qwenlong.evals.interfaces import Judge, Score
 from qwenlong.evals.judge import JudgedScorer
+from qwenlong.evals.normalize import normalize_answer
 from qwenlong.evals.reasoning import has_closed_reasoning
 from qwenlong.evals.task_metrics import metric_for, scorer_for
 
@@ -48,6 +54,17 @@ class RewardConfig(ConfigModel):
     """Answer kinds the judge may overrule. "sequence" (dialogue needles) is left out: it is
     graded densely on verbatim recall, and an "equivalent" verdict would pay 1.0 for a
     paraphrase. Not published; our choice."""
+    answer_max_extra_words: int | None = Field(default=None, ge=0)
+    """Reward 0 for a text answer (the line cover exact match grades: after the reasoning and
+    the last "answer is") longer than the longest gold answer by more than this many words,
+    after the same normalisation. Cover-EM pays any answer that contains the gold, so a policy
+    can learn to list candidates instead of choosing one: measured on the CPU demo, 100 GRPO
+    steps turned "Therefore, the answer is lawyer." into "Therefore is lecturer is lawyer is
+    lecturer is ..." and doubled the reward on questions the warm start got wrong. Only text
+    answers are checked (numbers, letters and dialogue needles have exact or dense scorers).
+    None keeps the paper's rule, which trusts a large model to answer in one phrase; the demo
+    configs set 0, since any allowance leaves room for a second candidate beside a one-word gold
+    ("lecturer or lawyer")."""
 
     @field_validator("judge_answer_kinds")
     @classmethod
@@ -67,7 +84,7 @@ class RewardResult:
     correct: Tensor
     """[B] bool: the binary verdict (exact for binary metrics, ratio == 1 for dense ones)."""
     details: list[dict[str, Any]] = field(default_factory=list)
-    """Per output: `metric`, `decided_by` ("rule", "judge" or "no_think") and the scorer's own
+    """Per output: `metric`, `decided_by` ("rule", "judge", "no_think" or "overlong") and the scorer's own
     details (extracted answer, matched gold, judge verdict)."""
 
     def mean_by_task(self, samples: Sequence[TaskSample]) -> dict[str, float]:
@@ -105,6 +122,18 @@ class RewardFn:
             self._scorers[name, judged] = JudgedScorer(scorer_for(sample), judge)
         return name, judged
 
+    def _extra_words(self, sample: TaskSample, output: str) -> int | None:
+        """Words of `output`'s answer beyond the longest gold's when over the allowance, else None."""
+        allowance = self.config.answer_max_extra_words
+        if allowance is None or sample.answer_kind != "text":
+            return None
+        answer = normalize_answer(extract_paper(output) or "")
+        longest_gold = max(
+            (len(normalize_answer(gold).split()) for gold in sample.answers), default=0
+        )
+        extra = len(answer.split()) - longest_gold
+        return extra if extra > allowance else None
+
     def __call__(self, samples: Sequence[TaskSample], outputs: Sequence[str]) -> RewardResult:
         """Reward each output; all judge questions of one scorer go out in one batch."""
         if len(samples) != len(outputs):
@@ -116,6 +145,8 @@ class RewardFn:
             keys.append(self._scorer(sample))
             if self.config.require_think and not has_closed_reasoning(output):
                 scores[i] = Score(0.0, False, {"decided_by": "no_think"})
+            elif (extra := self._extra_words(sample, output)) is not None:
+                scores[i] = Score(0.0, False, {"decided_by": "overlong", "extra_words": extra})
             else:
                 groups[keys[i]].append(i)
         for key, members in groups.items():
