@@ -90,9 +90,10 @@ def build_tiny_model(
     The tokenizer is trained on `corpus` (UTF-8 text files, or `.parquet` document files such
     as synth's `corpus/documents.parquet`, whose `text` column is read) or, when None, on text
     generated from `config.seed`; `extra_texts` are added to either (the app layer passes the
-    prompt templates the model will be asked in, so their words become whole tokens). The directory holds config.json, generation_config.json,
-    model.safetensors, tokenizer.json, tokenizer_config.json and chat_template.jinja. An
-    existing non-empty `out_dir` is an error unless `overwrite`, which replaces it.
+    prompt templates the model will be asked in, so their words become whole tokens). The
+    directory holds config.json, generation_config.json, model.safetensors, tokenizer.json,
+    tokenizer_config.json and chat_template.jinja. An existing non-empty `out_dir` is an error
+    unless `overwrite`, which replaces it.
     """
     out = Path(out_dir)
     for path in corpus or ():

@@ -107,7 +107,8 @@ def locate(document: str, pieces: Sequence[str]) -> list[tuple[int, int]]:
 
 def render_update(state: MemoryState) -> str:
     """The reply an update step should give for `state`."""
-    return f"<{MEMORY_TAG}>\n{state.memory}\n</{MEMORY_TAG}>\n<{PLAN_TAG}>\n{state.plan}\n</{PLAN_TAG}>"
+    memory = f"<{MEMORY_TAG}>\n{state.memory}\n</{MEMORY_TAG}>"
+    return f"{memory}\n<{PLAN_TAG}>\n{state.plan}\n</{PLAN_TAG}>"
 
 
 def reference_trajectory(

@@ -84,8 +84,8 @@ class RewardResult:
     correct: Tensor
     """[B] bool: the binary verdict (exact for binary metrics, ratio == 1 for dense ones)."""
     details: list[dict[str, Any]] = field(default_factory=list)
-    """Per output: `metric`, `decided_by` ("rule", "judge", "no_think" or "overlong") and the scorer's own
-    details (extracted answer, matched gold, judge verdict)."""
+    """Per output: `metric`, `decided_by` ("rule", "judge", "no_think" or "overlong") and the
+    scorer's own details (extracted answer, matched gold, judge verdict)."""
 
     def mean_by_task(self, samples: Sequence[TaskSample]) -> dict[str, float]:
         """Mean reward per task type, for the per-task reward curves."""
@@ -123,7 +123,7 @@ class RewardFn:
         return name, judged
 
     def _extra_words(self, sample: TaskSample, output: str) -> int | None:
-        """Words of `output`'s answer beyond the longest gold's when over the allowance, else None."""
+        """Words of `output`'s answer beyond the longest gold's, when over the allowance."""
         allowance = self.config.answer_max_extra_words
         if allowance is None or sample.answer_kind != "text":
             return None

@@ -187,9 +187,10 @@ def sft_warm_start(
     """Run `steps` (default `config.steps`) SFT steps, or fewer when `time_budget_s` runs out.
 
     Batches of `config.batch_size` samples come from the task-balanced sampler (same task
-    list as RL), so every task is learned; `source` makes them into examples (one per
-    sample in single pass, one per memory step and answer for the memory agent). `log(step, metrics)` receives the step's loss,
-    grad norm and token count every `config.log_every` steps and at the last one.
+    list as RL), so every task is learned; `source` makes them into examples (one per sample
+    in single pass, one per memory step and answer for the memory agent). `log(step, metrics)`
+    receives the step's loss, grad norm and token count every `config.log_every` steps and at
+    the last one.
     """
     usable = [s for s in samples if source.usable(s)]
     draw = TaskBalancedSampler(

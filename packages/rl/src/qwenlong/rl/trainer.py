@@ -5,7 +5,7 @@
         groups   = rollout.generate(prompts, n=G)       single pass or memory agent (rollout.kind)
         rewards  = reward(groups)                       rule, then judge where it fails
         adv      = advantages(rewards, groups, tasks)   Eq.7, task-specific std, per trajectory
-        stats    = policy.forward_logprobs(packed, mask) log-probs and entropy of response tokens
+        stats    = policy.forward_logprobs(packed, mask) response tokens' log-probs, entropy
         keep     = AEPO (Eq.11) and negative-gradient clipping (Eq.8-9)
         policy.train_step(packed, adv, keep)            token-level loss over the global batch (Eq.4)
         rollout.load_weights(policy.export_weights())   sync
