@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from qwenlong.app.commands.merge import register
 from qwenlong.core.config_loader import load_config
 from qwenlong.core.errors import ConfigError
-from qwenlong.memagent.merge.config import MergeConfig
+from qwenlong.rl.merge.config import MergeConfig
 
 app = typer.Typer()
 register(app)

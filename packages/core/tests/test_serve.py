@@ -8,11 +8,11 @@ from collections.abc import Sequence
 import httpx
 import pytest
 
-from qwenlong.core.batching import MicroBatcher, can_share_batch
 from qwenlong.core.chat_protocol import parse_chat_request
 from qwenlong.core.errors import BackendError, BackendUnavailable
 from qwenlong.core.interfaces import SamplingParams
 from qwenlong.core.records import Completion, Conversation
+from qwenlong.core.request_batcher import MicroBatcher, can_share_batch
 from qwenlong.core.serve import make_server
 from qwenlong.core.testing import EchoChatModel
 
@@ -267,6 +267,21 @@ def test_model_errors_become_server_errors(error: Exception, status: int) -> Non
         reply = post(server, {"messages": [{"role": "user", "content": "x"}]})
     assert reply.status_code == status
     assert str(error) in reply.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (RuntimeError("CUDA kernel failed\n  at frame 3"), "RuntimeError: CUDA kernel failed"),
+        (ZeroDivisionError(), "ZeroDivisionError"),
+    ],
+)
+def test_unexpected_errors_answer_one_line_naming_the_type(error: Exception, message: str) -> None:
+    with make_server(FailingModel(error), port=0).start() as server:
+        reply = post(server, {"messages": [{"role": "user", "content": "x"}]})
+    assert reply.status_code == 500
+    assert reply.json()["error"]["type"] == "internal_error"
+    assert reply.json()["error"]["message"] == message
 
 
 def test_concurrent_clients_share_one_generate_call() -> None:

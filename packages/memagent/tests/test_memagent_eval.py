@@ -8,14 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from qwenlong.app.solvers import register_solvers
 from qwenlong.core.backends.config import BackendConfig
 from qwenlong.core.records import Completion
 from qwenlong.evals.benchmarks import get_benchmark
 from qwenlong.evals.benchmarks.examples import write_examples
 from qwenlong.evals.run.config import BenchmarkRun, EvalConfig
 from qwenlong.evals.run.runner import run_eval
-from qwenlong.evals.solver import SOLVERS
 from qwenlong.memagent.prompts import FINAL_INTRO, UPDATE_INTRO
 
 
@@ -82,16 +80,9 @@ def _config(examples, tiny_model_dir, solver: str, names, **sampling) -> EvalCon
     )
 
 
-def test_register_solvers_is_idempotent():
-    register_solvers()
-    register_solvers()
-    assert {"memagent", "routed", "single_pass"} <= set(SOLVERS.names())
-
-
 def test_eval_with_solver_memagent_scores_answers_read_from_memory(
     examples, tiny_model_dir, tmp_path
 ):
-    register_solvers()
     names = ["frames", "longbench_v2"]
     model = NoteTaker(_golds(examples, names))
     out = tmp_path / "eval"
@@ -110,7 +101,6 @@ def test_eval_with_solver_memagent_scores_answers_read_from_memory(
 
 
 def test_eval_with_solver_routed_splits_by_prompt_budget(examples, tiny_model_dir, tmp_path):
-    register_solvers()
     names = ["frames"]
     model = NoteTaker(_golds(examples, names))
     routed = _config(examples, tiny_model_dir, "routed", names, max_input_tokens=100_000)

@@ -36,7 +36,7 @@ def save(run: Path, step: int, **kwargs: object) -> Path:
     """A small checkpoint with default states; keyword arguments override."""
     args: dict[str, object] = {
         "weights": [("w", torch.ones(2))],
-        "optimizer_state": None,
+        "write_optimizer": None,
         "sampler_state": {"batches_drawn": step},
         "aepo_state": {"active": False},
         "extra": {},
@@ -62,7 +62,10 @@ def test_round_trip_of_weights_optimizer_and_states(tmp_path: Path) -> None:
         tmp_path,
         12,
         weights=iter(weights.items()),
-        optimizer_state=optimizer.state_dict(),
+        write_optimizer=lambda folder: (
+            folder.mkdir(),
+            torch.save(optimizer.state_dict(), folder / "rank_00000.pt"),
+        ),
         sampler_state={"batches_drawn": 12, "streams": {"mc": {"epoch": 2, "cursor": 5}}},
         aepo_state={"active": True, "switches": 3},
         extra={"pass_rates": {"counts": {"a": [1, 8]}}},
@@ -82,7 +85,8 @@ def test_round_trip_of_weights_optimizer_and_states(tmp_path: Path) -> None:
     assert loaded.aepo_state == {"active": True, "switches": 3}
     assert loaded.extra == {"pass_rates": {"counts": {"a": [1, 8]}}}
     fresh = torch.optim.AdamW(torch.nn.Linear(3, 2).parameters(), lr=0.1)
-    fresh.load_state_dict(loaded.optimizer_state())
+    assert loaded.optimizer_folder == (path / "optimizer").resolve()
+    fresh.load_state_dict(torch.load(loaded.optimizer_folder / "rank_00000.pt"))
     before, after = optimizer.state_dict()["state"][0], fresh.state_dict()["state"][0]
     assert torch.equal(before["exp_avg"], after["exp_avg"])
     assert torch.equal(before["exp_avg_sq"], after["exp_avg_sq"])

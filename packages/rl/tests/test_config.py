@@ -12,8 +12,8 @@ from pydantic import BaseModel
 from qwenlong.core.config_loader import load_config
 from qwenlong.core.errors import ConfigError
 from qwenlong.rl import config as config_module
-from qwenlong.rl import heldout as heldout_module
 from qwenlong.rl import stages as stages_module
+from qwenlong.rl import weight_sync as weight_sync_module
 from qwenlong.rl.checkpoint import config_fingerprint
 from qwenlong.rl.config import TrainConfig
 
@@ -113,7 +113,7 @@ def test_fingerprint_ignores_run_length_and_reporting_but_not_the_algorithm(
 
 def _config_classes() -> list[type[BaseModel]]:
     found = []
-    for module in (config_module, stages_module, heldout_module):
+    for module in (config_module, stages_module, weight_sync_module):
         for _, value in inspect.getmembers(module, inspect.isclass):
             if issubclass(value, BaseModel) and value.__module__ == module.__name__:
                 found.append(value)
@@ -127,6 +127,7 @@ def test_every_field_is_documented() -> None:
         "SFTConfig",
         "StageConfig",
         "HeldoutConfig",
+        "WeightSyncConfig",
     }
     undocumented = [
         f"{cls.__name__}.{name}"
@@ -141,3 +142,16 @@ def test_several_workers_need_ray(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"policy\.num_workers is 2 but ray\.enabled is false"):
         load(tmp_path, MINIMAL, "ray.enabled=false", "policy.num_workers=2")
     assert load(tmp_path, MINIMAL, "policy.num_workers=2").policy.num_workers == 2
+
+
+def test_rollout_kind_and_backends_are_checked_against_their_registries(tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigError, match=r"unknown rollout kind 'memagnet' \(did you mean 'memagent'\?\)"
+    ):
+        load(tmp_path, MINIMAL, "rollout.kind=memagnet")
+    with pytest.raises(
+        ConfigError, match=r"unknown policy backend 'torc' \(did you mean 'torch'\?\)"
+    ):
+        load(tmp_path, MINIMAL, "policy.backend=torc")
+    with pytest.raises(ConfigError, match=r"unknown rollout backend 'vllm'; known: hf"):
+        load(tmp_path, MINIMAL, "rollout.backend=vllm")

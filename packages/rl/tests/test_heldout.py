@@ -14,8 +14,8 @@ from pydantic import ValidationError
 from qwenlong.core.interfaces import SamplingParams
 from qwenlong.core.records import Conversation, TaskSample
 from qwenlong.core.testing import EchoChatModel
+from qwenlong.rl.config import HeldoutConfig
 from qwenlong.rl.heldout import (
-    HeldoutConfig,
     Responder,
     evaluate_heldout,
     gain_fields,

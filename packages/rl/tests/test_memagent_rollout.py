@@ -21,11 +21,12 @@ from qwenlong.core.rundir import read_metrics
 from qwenlong.memagent.chunking import iter_chunks
 from qwenlong.memagent.interfaces import AgentResult
 from qwenlong.rl.advantages import AdvantageConfig, compute_advantages
-from qwenlong.rl.batching import ROLLOUTS, RolloutBatch
 from qwenlong.rl.config import RolloutConfig, TrainConfig
-from qwenlong.rl.memagent_rollout import EngineChatModel, StepCollector, memagent_rollout
 from qwenlong.rl.prompting import ChatEncoder, PromptBuilder
 from qwenlong.rl.rewards import RewardConfig, RewardFn
+from qwenlong.rl.rollout.batch import RolloutBatch
+from qwenlong.rl.rollout.memagent import EngineChatModel, MemAgentRollout, StepCollector
+from qwenlong.rl.rollout.registry import ROLLOUTS
 from qwenlong.rl.trainer import train
 
 CHUNK = 16
@@ -112,9 +113,8 @@ def rollout_config() -> RolloutConfig:
 def run_rollout(tokenizer: Any, samples: list[TaskSample]) -> tuple[RolloutBatch, ScriptedEngine]:
     engine = ScriptedEngine(tokenizer)
     sampling = SamplingParams(max_new_tokens=64, temperature=0.7, n=2, seed=1)
-    batch = memagent_rollout(
-        samples, engine, PromptBuilder(tokenizer), 4000, sampling, rollout_config()
-    )
+    rollout = MemAgentRollout(rollout_config(), engine, PromptBuilder(tokenizer))
+    batch = rollout.generate(samples, sampling, 4000)
     return batch, engine
 
 
@@ -212,14 +212,22 @@ def test_tiny_memagent_run_trains_on_steps(
     calls: list[tuple[str, int]] = []
     original = ROLLOUTS.get
 
-    def recording(name: str):
-        rollout = original(name)
+    def recording(name: str) -> Any:
+        factory = original(name)
 
-        def record(samples: Sequence[TaskSample], *args: Any) -> RolloutBatch:
-            calls.append((name, len(samples)))
-            return rollout(samples, *args)
+        def make(*args: Any) -> Any:
+            rollout = factory(*args)
 
-        return record
+            class Recorded:
+                engine = rollout.engine
+
+                def generate(self, samples: Sequence[TaskSample], *rest: Any) -> RolloutBatch:
+                    calls.append((name, len(samples)))
+                    return rollout.generate(samples, *rest)
+
+            return Recorded()
+
+        return make
 
     monkeypatch.setattr(ROLLOUTS, "get", recording)
     config = load_config_dict(

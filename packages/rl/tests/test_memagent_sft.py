@@ -18,7 +18,7 @@ from qwenlong.memagent.reference import NOTHING_YET
 from qwenlong.rl.config import TrainConfig
 from qwenlong.rl.memagent_sft import MemAgentExamples
 from qwenlong.rl.prompting import ChatEncoder, PromptBuilder
-from qwenlong.rl.sft import SFT_EXAMPLES, sft_batch
+from qwenlong.rl.sft_data import SFT_EXAMPLES, sft_batch
 
 FILLER = " ".join(f"record {i} is unrelated." for i in range(30))
 EVIDENCE = "Item 7 has the code k7."

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from qwenlong.core.records import Completion, TaskSample
-from qwenlong.rl.batching import RolloutBatch, build_rollout_batch
 from qwenlong.rl.interfaces import StepStats
 from qwenlong.rl.metrics import PhaseTimer, plot_learning_curves, step_metrics, timing_metrics
+from qwenlong.rl.rollout.batch import RolloutBatch, StepSequence
 
 
 def _batch() -> RolloutBatch:
@@ -24,7 +24,9 @@ def _batch() -> RolloutBatch:
         [Completion("x", [1, 2]), Completion("y", [3], finish_reason="length")],
         [Completion("z", [4, 5, 6]), Completion("w", [7, 8, 9, 10])],
     ]
-    return build_rollout_batch(samples, [[50], [60, 61]], groups)
+    prompts = [[50], [60, 61]]
+    trajectories = [[[StepSequence(prompts[b], c)] for c in g] for b, g in enumerate(groups)]
+    return RolloutBatch.from_trajectories(samples, trajectories)
 
 
 def test_step_metrics_by_hand() -> None:

@@ -16,15 +16,10 @@ from qwenlong.rl.config import SFTConfig
 from qwenlong.rl.interfaces import PackedBatch, StepStats
 from qwenlong.rl.prompting import ChatEncoder, PromptBuilder
 from qwenlong.rl.rewards import RewardConfig, RewardFn
-from qwenlong.rl.rollout import HFRolloutEngine
+from qwenlong.rl.rollout.hf_engine import HFRolloutEngine
 from qwenlong.rl.sampler import SamplerConfig
-from qwenlong.rl.sft import (
-    SinglePassExamples,
-    sft_batch,
-    sft_target,
-    sft_warm_start,
-    think_prefix,
-)
+from qwenlong.rl.sft import sft_warm_start
+from qwenlong.rl.sft_data import SinglePassExamples, sft_batch, sft_target, think_prefix
 from qwenlong.rl.torch_policy import TorchPolicy, TorchPolicyConfig
 
 READING = TaskSample(

@@ -154,14 +154,15 @@ def test_non_finite_gradient_skips_the_update(tiny_model_dir: Path) -> None:
         assert torch.equal(tensor, before[name])
 
 
-def test_weights_and_optimizer_state_round_trip(tiny_model_dir: Path) -> None:
+def test_weights_and_optimizer_state_round_trip(tiny_model_dir: Path, tmp_path: Path) -> None:
     config = TorchPolicyConfig(lr=1e-3)
     first = TorchPolicy(tiny_model_dir, config)
     batch, update = _batch(), _update(_batch(), [1.0, -1.0, 1.0, -1.0, 1.0])
     first.train_step(batch, update)
     second = TorchPolicy(tiny_model_dir, config)
     second.load_weights(first.export_weights())
-    second.load_optimizer_state(first.optimizer_state())
+    first.save_optimizer_state(tmp_path / "optimizer")
+    second.load_optimizer_state(tmp_path / "optimizer")
     torch.testing.assert_close(
         second.forward_logprobs(batch).logprobs, first.forward_logprobs(batch).logprobs
     )
@@ -171,8 +172,11 @@ def test_weights_and_optimizer_state_round_trip(tiny_model_dir: Path) -> None:
     second.train_step(batch, next_update)
     for name, tensor in _weights(first).items():
         torch.testing.assert_close(_weights(second)[name], tensor, atol=0, rtol=0)
+    torch.save({"state": {}, "param_groups": []}, tmp_path / "optimizer" / "rank_00000.pt")
     with pytest.raises(CheckpointError, match="cannot load optimizer state"):
-        second.load_optimizer_state({"state": {}, "param_groups": []})
+        second.load_optimizer_state(tmp_path / "optimizer")
+    with pytest.raises(CheckpointError, match="no optimizer state at"):
+        second.load_optimizer_state(tmp_path / "elsewhere")
 
 
 def test_load_weights_is_strict(tiny_model_dir: Path) -> None:

@@ -13,7 +13,7 @@ import sys
 
 import typer
 
-from qwenlong.app.solvers import register_solvers
+import qwenlong.memagent  # noqa: F401  (adds solver: memagent / routed to the evals SOLVERS)
 from qwenlong.core.errors import QwenlongError
 
 COMMAND_MODULES = (
@@ -47,7 +47,6 @@ def _root(
     _state["debug"] = debug
 
 
-register_solvers()  # the memory agent joins the evals SOLVERS registry (evals cannot import it)
 for _name in COMMAND_MODULES:
     importlib.import_module(_name).register(app)
 

@@ -22,7 +22,7 @@ from qwenlong.memagent.chunking import text_reader
 from qwenlong.memagent.interfaces import AgentTask, Chunk, MemoryState
 from qwenlong.memagent.prompts import EMPTY_MEMORY, EMPTY_PLAN, final_messages, update_messages
 from qwenlong.memagent.reference import NOTHING_YET, PLAN_DONE, PLAN_SEARCHING, render_update
-from qwenlong.rl.sft import answer_is_target, choice_target
+from qwenlong.rl.sft_data import answer_is_target, choice_target
 
 PROMPT_REPEATS = 200
 """Copies of the prompt texts in the tokenizer's training data. BPE merges the most frequent

@@ -20,8 +20,8 @@ def merge_command(
     model's mean coefficient) and the output directory, which transformers loads as it is.
     """
     from qwenlong.core.config_loader import load_config
-    from qwenlong.memagent.merge.config import MergeConfig
-    from qwenlong.memagent.merge.stream import merge_checkpoints
+    from qwenlong.rl.merge.config import MergeConfig
+    from qwenlong.rl.merge.stream import merge_checkpoints
 
     summary = merge_checkpoints(load_config(config, MergeConfig, overrides))
     report = summary.to_json()

@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from datasets import Dataset, Features, List, Value
 from datasets.arrow_writer import ParquetWriter
 
-from qwenlong.core.errors import DatasetError
+from qwenlong.core.errors import DatasetError, first_line
 from qwenlong.core.records import ANSWER_KINDS, SCHEMA_VERSION, Document, Provenance, TaskSample
 
 R = TypeVar("R")
@@ -421,8 +421,7 @@ def _iter(fmt: _Format[R], path: str | Path) -> Iterator[R]:
         try:
             parquet = pq.ParquetFile(file)
         except (pa.ArrowInvalid, OSError) as err:
-            reason = str(err).splitlines()[0]
-            raise _fail(where, None, f"not a readable parquet file ({reason})") from None
+            raise _fail(where, None, f"not a readable parquet file ({first_line(err)})") from None
         _check_schema(fmt, parquet.schema_arrow, where)
         offset = 0
         columns = [c.name for c in fmt.columns]

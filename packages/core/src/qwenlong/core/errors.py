@@ -49,3 +49,27 @@ class CheckpointError(QwenlongError):
     """A checkpoint or model directory is missing, unreadable, or does not match what it must."""
 
     kind = "checkpoint error"
+
+
+def first_line(err: BaseException) -> str:
+    """The first non-empty line of `str(err)`, stripped; the type name when there is none.
+
+    Library errors (pyarrow, transformers, datasets) often carry a multi-line message with a
+    traceback or a hint block after the first line, while our messages must stay one line. An
+    empty message would otherwise leave "reason: " with nothing after it, or crash an
+    `[0]` on the empty list of lines.
+    """
+    for line in str(err).splitlines():
+        if line.strip():
+            return line.strip()
+    return type(err).__name__
+
+
+def typed_first_line(err: BaseException) -> str:
+    """`first_line` behind the type name ("KeyError: 'id'"), or the type name alone.
+
+    For errors whose message means little without its type (a bare "'id'" from a KeyError).
+    """
+    if not str(err).strip():
+        return type(err).__name__
+    return f"{type(err).__name__}: {first_line(err)}"

@@ -54,10 +54,20 @@ class Registry(Generic[T]):
             self._entries[name] = obj
             del self._lazy[name]
             return obj
+        raise ConfigError(self._unknown(name))
+
+    def check(self, name: str) -> str:
+        """`name` if registered, else a ValueError with the did-you-mean line (for config
+        validators: nothing lazy is imported)."""
+        if name not in self:
+            raise ValueError(self._unknown(name))
+        return name
+
+    def _unknown(self, name: str) -> str:
         known = self.names()
         close = difflib.get_close_matches(name, known, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(f"unknown {self.what} {name!r}{hint}; known: {', '.join(known)}")
+        return f"unknown {self.what} {name!r}{hint}; known: {', '.join(known)}"
 
     def names(self) -> list[str]:
         return sorted({*self._entries, *self._lazy})

@@ -23,7 +23,6 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from qwenlong.core.batching import MicroBatcher
 from qwenlong.core.chat_protocol import (
     InvalidRequest,
     TokenText,
@@ -32,8 +31,9 @@ from qwenlong.core.chat_protocol import (
     parse_chat_request,
     token_id_text,
 )
-from qwenlong.core.errors import BackendError, BackendUnavailable
+from qwenlong.core.errors import BackendError, BackendUnavailable, typed_first_line
 from qwenlong.core.interfaces import ChatModel
+from qwenlong.core.request_batcher import MicroBatcher
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.INTERNAL_SERVER_ERROR, error_body(str(err), "backend_error"))
         except Exception as err:  # a server thread must answer, not die silently
             log.exception("request %s %s failed", self.command, self.path)
-            message = f"{type(err).__name__}: {err}".splitlines()[0]
+            message = typed_first_line(err)
             self._send(HTTPStatus.INTERNAL_SERVER_ERROR, error_body(message, "internal_error"))
 
     def _read_json(self) -> Any:

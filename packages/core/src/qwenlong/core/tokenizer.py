@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from qwenlong.core.errors import ConfigError
+from qwenlong.core.errors import ConfigError, first_line
 
 
 def load_tokenizer(path: str | Path, what: str = "tokenizer") -> Any:
@@ -19,5 +19,4 @@ def load_tokenizer(path: str | Path, what: str = "tokenizer") -> Any:
     try:
         return AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError(f"{what}: {str(path)!r} could not be loaded: {first}") from err
+        raise ConfigError(f"{what}: {str(path)!r} could not be loaded: {first_line(err)}") from err

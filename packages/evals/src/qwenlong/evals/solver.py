@@ -1,8 +1,8 @@
 """Single-pass reading: the whole (middle-truncated) document in one prompt, one answer out.
 
 This is how the paper evaluates every benchmark up to 128K tokens (RECIPE.md section 4). The
-memory agent, for longer inputs, is another `Solver`; it lives in qwenlong.memagent and the app
-layer registers it in `SOLVERS` as "memagent", since evals may not import memagent.
+memory agent, for longer inputs, is another `Solver`; it lives in qwenlong.memagent, which
+registers it in `SOLVERS` as "memagent" when imported, since evals may not import memagent.
 """
 
 from __future__ import annotations

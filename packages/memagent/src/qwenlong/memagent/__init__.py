@@ -1,1 +1,19 @@
-"""qwenlong.memagent"""
+"""qwenlong.memagent: the memory agent, and its solvers in the evals `SOLVERS` registry.
+
+evals defines the `Solver` protocol and the registry but may not import memagent (memagent
+depends on evals), so memagent adds its solvers when it is imported: after `import
+qwenlong.memagent`, `run_eval` (from the CLI or a notebook) accepts `solver: memagent` and
+`solver: routed`. The entries are lazy, so the agent's modules load only when a run asks for one.
+"""
+
+from qwenlong.evals.solver import SOLVERS
+
+MEMAGENT_SOLVERS = {
+    "memagent": "qwenlong.memagent.solver:MemAgentSolver",
+    "routed": "qwenlong.memagent.solver:RoutedSolver",
+}
+"""Registry name -> "module:attribute" of the solver factory."""
+
+for _name, _target in MEMAGENT_SOLVERS.items():
+    if _name not in SOLVERS:  # a re-import (importlib.reload) must not register twice
+        SOLVERS.add_lazy(_name, _target)

@@ -5,7 +5,8 @@
 a sample whose whole prompt plus generation budget fits the window is read in one pass, with
 no truncation; a longer one goes to the agent. Both are built the way the eval runner builds
 any solver, `factory(model, tokenizer=..., max_input_tokens=..., **options)`, where `options`
-are `MemAgentConfig` fields. The app layer registers them (evals may not import memagent).
+are `MemAgentConfig` fields. Importing qwenlong.memagent registers both (evals may not
+import memagent).
 """
 
 from __future__ import annotations

@@ -43,11 +43,16 @@ def check_per_token(name: str, values: Tensor | None, batch: PackedBatch, where:
         )
 
 
+def check_update_shapes(batch: PackedBatch, update: PolicyUpdate, where: str) -> None:
+    """Every per-token tensor of `update` has one entry per token of `batch`."""
+    for name in PolicyUpdate.PER_TOKEN:
+        check_per_token(f"update.{name}", getattr(update, name), batch, where)
+
+
 def check_update(batch: PackedBatch, update: PolicyUpdate, where: str) -> Tensor:
     """Every per-token tensor of `update` fits `batch` and the token mask is trainable;
     return the token mask as bool."""
-    for name in ("advantages", "token_mask", "old_logprobs", "ref_logprobs"):
-        check_per_token(f"update.{name}", getattr(update, name), batch, where)
+    check_update_shapes(batch, update, where)
     mask = update.token_mask.bool()
     if bool((mask & ~batch.loss_mask).any()):
         raise BackendError(f"{where}: update.token_mask marks tokens outside loss_mask")

@@ -1,9 +1,9 @@
 """Resumable training checkpoints: weights, optimizer, sampler, AEPO, trainer state and RNG.
 
     RUN/checkpoints/step_000123/
-        model.safetensors                   weights (HF names), or when larger than one shard:
-        model-00001-of-00003.safetensors    ... shards plus model.safetensors.index.json (HF layout)
-        optimizer.pt                        torch.save of the optimizer state dict
+        model.safetensors                   weights (HF on-disk names), or when larger than one
+        model-00001-of-00003.safetensors    shard: shards plus model.safetensors.index.json
+        optimizer/                          each policy rank's own optimizer state file
         rng.json, rng.pt                    python / numpy RNG state; torch CPU (and CUDA) state
         state.json                          step, config fingerprint and resolved config, sampler,
                                             AEPO and trainer state; written last
@@ -11,7 +11,9 @@
 A checkpoint is written into `RUN/checkpoints/.tmp-...` and renamed into place when complete,
 so a run killed mid-write leaves a temp folder that is ignored (and removed by the next save),
 never a half checkpoint that resume would pick up. Weights arrive as a stream of (name, tensor)
-pairs (the `Policy.export_weights` iterator) and at most one shard is held in memory.
+pairs (the `Policy.export_weights` iterator) and are written as they come
+(qwenlong.core.safetensors_io); the optimizer state is written by the policy's ranks themselves
+into the temp folder, so none of it passes through the driver.
 
 The config fingerprint guards resume: a run directory resumed with a different config would
 silently continue another experiment. It hashes the resolved config minus the fields that may
@@ -28,7 +30,7 @@ import random
 import re
 import shutil
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,22 +39,20 @@ import numpy as np
 import torch
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
-from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import Tensor
 
 from qwenlong.core.errors import ConfigError, DatasetError
+from qwenlong.core.safetensors_io import read_sharded, weight_files, write_sharded
 
-FORMAT_VERSION = 1
-"""Layout version written to state.json; a checkpoint of another version is refused."""
+FORMAT_VERSION = 2
+"""Layout version written to state.json; a checkpoint of another version is refused.
+2: HF on-disk weight names (one tensor per expert) and one optimizer file per rank."""
 
 CHECKPOINTS = "checkpoints"
 """Folder of the run directory holding the checkpoints."""
 STATE_FILE = "state.json"
 """Written last: a step folder without it is not a checkpoint."""
-SINGLE_WEIGHTS = "model.safetensors"
-WEIGHTS_INDEX = "model.safetensors.index.json"
-OPTIMIZER_FILE = "optimizer.pt"
+OPTIMIZER_DIR = "optimizer"
 RNG_JSON = "rng.json"
 RNG_TORCH = "rng.pt"
 TEMP_PREFIX = "."
@@ -191,56 +191,11 @@ def _write_json(path: Path, data: Any, what: str) -> None:
     path.write_text(text + "\n", encoding="utf-8")
 
 
-def _write_weights(folder: Path, weights: Iterable[tuple[str, Tensor]], max_bytes: int) -> int:
-    """Stream tensors into safetensors shards of at most `max_bytes` (a larger tensor gets a
-    shard of its own); returns the number of shards."""
-    shards: list[dict[str, str]] = []
-    pending: dict[str, Tensor] = {}
-    size = 0
-    seen: set[str] = set()
-
-    def flush() -> None:
-        nonlocal pending, size
-        name = f"model-{len(shards) + 1:05d}.safetensors"
-        save_file(pending, folder / name, metadata={"format": "pt"})
-        shards.append(dict.fromkeys(pending, name))
-        pending, size = {}, 0
-
-    for name, tensor in weights:
-        if name in seen:
-            raise ValueError(f"checkpoint weights: tensor {name!r} appears twice")
-        seen.add(name)
-        # A private contiguous CPU copy: tied weights must not share storage in safetensors.
-        cpu = tensor.detach().to("cpu", copy=True).contiguous()
-        nbytes = cpu.numel() * cpu.element_size()
-        if pending and size + nbytes > max_bytes:
-            flush()
-        pending[name] = cpu
-        size += nbytes
-    if pending:
-        flush()
-    if len(shards) == 1:
-        (folder / "model-00001.safetensors").rename(folder / SINGLE_WEIGHTS)
-    elif shards:
-        weight_map: dict[str, str] = {}
-        for i, shard in enumerate(shards, start=1):
-            final = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
-            (folder / f"model-{i:05d}.safetensors").rename(folder / final)
-            weight_map.update(dict.fromkeys(shard, final))
-        total = sum((folder / f).stat().st_size for f in set(weight_map.values()))
-        _write_json(
-            folder / WEIGHTS_INDEX,
-            {"metadata": {"total_size": total}, "weight_map": weight_map},
-            "weights index",
-        )
-    return len(shards)
-
-
 def save_checkpoint(
     run_dir: str | Path,
     step: int,
     weights: Iterable[tuple[str, Tensor]],
-    optimizer_state: Mapping[str, Any] | None,
+    write_optimizer: Callable[[Path], None] | None,
     sampler_state: Mapping[str, Any] | None,
     aepo_state: Mapping[str, Any] | None,
     extra: Mapping[str, Any] | None,
@@ -252,8 +207,9 @@ def save_checkpoint(
 ) -> Path:
     """Write `RUN/checkpoints/step_{step:06d}` atomically and return its path.
 
-    `config` (the resolved training config) is stored flattened so a mismatch on resume can
-    name the differing fields; its fingerprint must equal `config_fingerprint`. The global
+    `write_optimizer(folder)` (the policy's `save_optimizer_state`) writes the optimizer state
+    into the checkpoint's optimizer folder. `config` (the resolved training config) is stored
+    flattened so a mismatch on resume can name the differing fields; its fingerprint must equal `config_fingerprint`. The global
     RNG states are captured here. `keep_last` then deletes all but the newest K checkpoints.
     A checkpoint of the same step already present is replaced.
     """
@@ -270,9 +226,9 @@ def save_checkpoint(
     temp = root / f"{TEMP_PREFIX}tmp-{final.name}-{uuid.uuid4().hex[:8]}"
     temp.mkdir()
     try:
-        shards = _write_weights(temp, weights, max_shard_bytes)
-        if optimizer_state is not None:
-            torch.save(dict(optimizer_state), temp / OPTIMIZER_FILE)
+        shards = len(write_sharded(temp, weights, max_shard_bytes))
+        if write_optimizer is not None:
+            write_optimizer((temp / OPTIMIZER_DIR).resolve())
         rng_json, rng_torch = capture_rng()
         _write_json(temp / RNG_JSON, rng_json, "RNG state")
         torch.save(rng_torch, temp / RNG_TORCH)
@@ -287,7 +243,7 @@ def save_checkpoint(
             "extra": dict(extra or {}),
         }
         _write_json(temp / STATE_FILE, state, "state (sampler, AEPO or extra)")
-        for item in temp.iterdir():
+        for item in temp.rglob("*"):
             _fsync(item)
         if final.exists():
             discarded = root / f"{TEMP_PREFIX}old-{final.name}-{uuid.uuid4().hex[:8]}"
@@ -353,26 +309,18 @@ class Checkpoint:
 
     def weight_files(self) -> list[Path]:
         """The safetensors files, in shard order."""
-        index = self.path / WEIGHTS_INDEX
-        if index.exists():
-            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-            return [self.path / name for name in sorted(set(weight_map.values()))]
-        single = self.path / SINGLE_WEIGHTS
-        return [single] if single.exists() else []
+        return weight_files(self.path)
 
     def weights(self) -> Iterator[tuple[str, Tensor]]:
-        """(name, tensor) pairs, one shard open at a time: feed `Policy.load_weights`."""
-        for path in self.weight_files():
-            with safe_open(path, framework="pt") as handle:
-                for name in handle.keys():  # noqa: SIM118 (safe_open is not iterable)
-                    yield name, handle.get_tensor(name)
+        """(HF on-disk name, tensor) pairs, one shard open at a time: feed
+        `Policy.load_weights`."""
+        return read_sharded(self.path)
 
-    def optimizer_state(self, map_location: str | torch.device = "cpu") -> Any | None:
-        """The optimizer state dict, or None when none was saved."""
-        path = self.path / OPTIMIZER_FILE
-        if not path.exists():
-            return None
-        return torch.load(path, map_location=map_location, weights_only=True)
+    @property
+    def optimizer_folder(self) -> Path | None:
+        """The folder the policy ranks wrote their optimizer state into; None if not saved."""
+        folder = self.path / OPTIMIZER_DIR
+        return folder.resolve() if folder.is_dir() else None
 
     def restore_rng(self) -> None:
         """Put the global python, numpy and torch RNGs back where they were at save time."""

@@ -14,9 +14,7 @@ on-policy ratio is not 1) and the loss (`loss`). Setting them under `policy.torc
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from qwenlong.core.backends.config import BackendConfig, HFBackendConfig
 from qwenlong.core.config import ConfigModel
@@ -24,13 +22,15 @@ from qwenlong.core.rundir import LoggingConfig
 from qwenlong.memagent.config import MemAgentConfig
 from qwenlong.rl.advantages import AdvantageConfig
 from qwenlong.rl.aepo import AepoConfig
-from qwenlong.rl.heldout import HeldoutConfig
+from qwenlong.rl.backends import POLICY_BACKENDS, ROLLOUT_BACKENDS
 from qwenlong.rl.losses import LossConfig
 from qwenlong.rl.masks import NegativeClipConfig
 from qwenlong.rl.rewards import RewardConfig
+from qwenlong.rl.rollout.registry import ROLLOUTS
 from qwenlong.rl.sampler import SamplerConfig
 from qwenlong.rl.stages import StageConfig
 from qwenlong.rl.torch_policy import TorchPolicyConfig
+from qwenlong.rl.weight_sync import WeightSyncConfig
 
 
 class DataConfig(ConfigModel):
@@ -48,11 +48,14 @@ class DataConfig(ConfigModel):
 class RolloutConfig(ConfigModel):
     """How responses are generated."""
 
-    kind: Literal["single_pass", "memagent"] = "single_pass"
-    """single_pass: one prompt with the (middle-truncated) document, one response. memagent:
-    the memory agent reads the document chunk by chunk; each memory update and the final
-    answer is a training sequence carrying its trajectory's advantage (RECIPE.md section 3,
-    qwenlong.rl.memagent_rollout)."""
+    kind: str = "single_pass"
+    """A rollout kind (qwenlong.rl.rollout.registry). single_pass: one prompt with the
+    (middle-truncated) document, one response. memagent: the memory agent reads the document
+    chunk by chunk; each memory update and the final answer is a training sequence carrying
+    its trajectory's advantage (RECIPE.md section 3, qwenlong.rl.rollout.memagent)."""
+    backend: str = "hf"
+    """The engines that generate (qwenlong.rl.backends): hf (transformers, CPU or GPU; the
+    paper's runs use vLLM, a later backend)."""
     memagent: MemAgentConfig = MemAgentConfig()
     """Chunk and memory budgets, update-step sampling and parsing of the memory agent, used
     when `kind` is memagent (paper's Memory-RL: 32K chunks, 15K memory). Its router is not
@@ -78,12 +81,25 @@ class RolloutConfig(ConfigModel):
     """Settings of the `hf` rollout engines (device, dtype, decode batch, threads). One torch
     thread each by default, since engines and policy workers share the machine's cores."""
 
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value: str) -> str:
+        return ROLLOUTS.check(value)
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        return ROLLOUT_BACKENDS.check(value)
+
 
 class PolicyConfig(ConfigModel):
     """The model being trained."""
 
+    backend: str = "torch"
+    """The code that trains it (qwenlong.rl.backends): torch (an HF model in data parallel,
+    CPU or GPU; the paper-scale runs need Megatron-Core, a later backend)."""
     num_workers: int = Field(default=1, ge=1)
-    """Data-parallel policy ranks (Ray actors; gloo on CPU, NCCL on GPU)."""
+    """Policy ranks (Ray actors; gloo on CPU, NCCL on GPU); all data parallel for torch."""
     num_cpus_per_worker: float = Field(default=1.0, ge=0)
     """CPUs each rank reserves in Ray (fractions allowed). Our choice."""
     num_gpus_per_worker: float = Field(default=0.0, ge=0)
@@ -91,6 +107,11 @@ class PolicyConfig(ConfigModel):
     torch: TorchPolicyConfig = TorchPolicyConfig(torch_threads=1)
     """Optimizer (lr 2e-6 constant: the paper's), micro-batching and numerics of each rank.
     Its `temperature` and `loss` are filled from `rollout.temperature` and `loss`."""
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        return POLICY_BACKENDS.check(value)
 
 
 class SFTConfig(ConfigModel):
@@ -117,6 +138,43 @@ class SFTConfig(ConfigModel):
     control: bool = False
     """After RL, also continue SFT from the warm-start weights for the wall time RL took and
     evaluate it on the held-out set: the control showing what RL adds over more SFT."""
+
+
+class HeldoutConfig(ConfigModel):
+    """Held-out evaluation: before RL, every `every` steps, after RL, and after the SFT control.
+
+    All defaults are ours except where the paper's evaluation setting is named.
+    """
+
+    size: int = Field(default=0, ge=0)
+    """Held-out prompts evaluated (the first ones by id hash); 0 turns held-out evaluation
+    off."""
+    temperature: float = Field(default=0.0, ge=0)
+    """Sampling temperature of the responses; 0 is greedy (one deterministic response per
+    prompt). The paper evaluates at 0.7 with top-p 0.95 (RECIPE.md section 4); top-p is
+    `rollout.top_p`."""
+    samples: int = Field(default=1, ge=1)
+    """Sampled responses per prompt; the prompt's reward is their mean. More samples shrink
+    the sampling noise of each prompt's reward, not the spread between prompts. Needs
+    `temperature` > 0."""
+    greedy: bool = False
+    """With `temperature` > 0, also evaluate one greedy response per prompt and report it
+    beside the sampled figure (`heldout_greedy_*` in the summary): the sampled reward rises
+    both when the policy learns and when it only grows more certain, the greedy one only
+    when its most likely answer changes."""
+    every: int | None = Field(default=None, ge=1)
+    """Also evaluate every this many steps; None: only before the first and after the last."""
+
+    @model_validator(mode="after")
+    def _check(self) -> HeldoutConfig:
+        if self.temperature == 0 and self.samples > 1:
+            raise ValueError(
+                f"samples is {self.samples} but temperature is 0: greedy responses are all the "
+                "same; set a temperature or samples: 1"
+            )
+        if self.temperature == 0 and self.greedy:
+            raise ValueError("greedy: true needs temperature > 0 (at 0 the main figure is greedy)")
+        return self
 
 
 class RayConfig(ConfigModel):
@@ -168,6 +226,8 @@ class TrainConfig(ConfigModel):
     """Adaptive entropy control (Eq.11)."""
     policy: PolicyConfig = PolicyConfig()
     """Policy ranks and their optimizer."""
+    weight_sync: WeightSyncConfig = WeightSyncConfig()
+    """How the policy's weights reach the rollout engines after each update."""
     sft: SFTConfig | None = None
     """SFT warm start before RL; None starts RL from `model` directly."""
     checkpoint_every: int | None = Field(default=50, ge=1)

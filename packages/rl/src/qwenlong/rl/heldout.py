@@ -23,58 +23,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import Field, model_validator
-
-from qwenlong.core.config import ConfigModel
 from qwenlong.core.interfaces import SamplingParams
 from qwenlong.core.records import TaskSample
+from qwenlong.core.seeding import derive_seed
 from qwenlong.evals.stats import mean_and_stderr
-from qwenlong.rl.rewards import RewardResult
+from qwenlong.rl.config import TrainConfig
+from qwenlong.rl.interfaces import RewardCall, Rollout
 from qwenlong.rl.stages import StageConfig
-
-RewardCall = Callable[[Sequence[TaskSample], Sequence[str]], RewardResult]
-"""(samples, outputs) -> rewards: a `RewardFn` or its Ray-actor proxy."""
 
 Responder = Callable[[Sequence[TaskSample], SamplingParams], list[str]]
 """(samples, sampling) -> `sampling.n` final response texts per sample, sample-major: how the
 policy answers, the same way its training rollouts do (one prompt, or the memory agent)."""
-
-
-class HeldoutConfig(ConfigModel):
-    """Held-out evaluation: before RL, every `every` steps, after RL, and after the SFT control.
-
-    All defaults are ours except where the paper's evaluation setting is named.
-    """
-
-    size: int = Field(default=0, ge=0)
-    """Held-out prompts evaluated (the first ones by id hash); 0 turns held-out evaluation
-    off."""
-    temperature: float = Field(default=0.0, ge=0)
-    """Sampling temperature of the responses; 0 is greedy (one deterministic response per
-    prompt). The paper evaluates at 0.7 with top-p 0.95 (RECIPE.md section 4); top-p is
-    `rollout.top_p`."""
-    samples: int = Field(default=1, ge=1)
-    """Sampled responses per prompt; the prompt's reward is their mean. More samples shrink
-    the sampling noise of each prompt's reward, not the spread between prompts. Needs
-    `temperature` > 0."""
-    greedy: bool = False
-    """With `temperature` > 0, also evaluate one greedy response per prompt and report it
-    beside the sampled figure (`heldout_greedy_*` in the summary): the sampled reward rises
-    both when the policy learns and when it only grows more certain, the greedy one only
-    when its most likely answer changes."""
-    every: int | None = Field(default=None, ge=1)
-    """Also evaluate every this many steps; None: only before the first and after the last."""
-
-    @model_validator(mode="after")
-    def _check(self) -> HeldoutConfig:
-        if self.temperature == 0 and self.samples > 1:
-            raise ValueError(
-                f"samples is {self.samples} but temperature is 0: greedy responses are all the "
-                "same; set a temperature or samples: 1"
-            )
-        if self.temperature == 0 and self.greedy:
-            raise ValueError("greedy: true needs temperature > 0 (at 0 the main figure is greedy)")
-        return self
 
 
 def hash_unit(sample_id: str) -> float:
@@ -182,6 +141,37 @@ def evaluate_heldout(
         by_task=result.mean_by_task(repeated),
         per_prompt=per_prompt,
     )
+
+
+def evaluate_run_heldout(
+    config: TrainConfig,
+    samples: Sequence[TaskSample],
+    stage: StageConfig,
+    rollout: Rollout,
+    reward: RewardCall,
+) -> dict[str, Any]:
+    """A run's held-out record of the engines' current weights at `stage`'s lengths (the
+    run's last stage): the configured evaluation (`HeldoutResult.as_dict()`), plus under
+    "greedy" a greedy one when `heldout.greedy` is set.
+
+    Responses come from the training rollout kind, so a memory-agent run is evaluated as a
+    memory agent (its final answers are rewarded) and a single-pass run on one prompt. The
+    seed is the same at every evaluation (common random numbers before and after).
+    """
+    settings = config.heldout
+    seed = derive_seed(config.seed, "heldout")
+
+    def respond(chosen: Sequence[TaskSample], sampling: SamplingParams) -> list[str]:
+        return rollout.generate(chosen, sampling, stage.max_input_tokens).outputs
+
+    def run(temperature: float, responses: int) -> HeldoutResult:
+        sampling = heldout_sampling(temperature, config.rollout.top_p, stage, seed, responses)
+        return evaluate_heldout(respond, reward, samples, sampling)
+
+    record = run(settings.temperature, settings.samples).as_dict()
+    if settings.greedy:
+        record["greedy"] = run(0.0, 1).as_dict()
+    return record
 
 
 def paired_gain(before: Sequence[float], after: Sequence[float]) -> tuple[float, float]:

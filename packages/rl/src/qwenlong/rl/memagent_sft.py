@@ -8,7 +8,7 @@ the reference agent of `qwenlong.memagent.reference` reads the same chunks as th
 (same middle truncation, query split, chunker and budgets) and yields one example per update
 step (the update prompt over the reference memory so far -> the reference `<memory>`/`<plan>`
 reply) plus the final prompt over the last reference memory -> the answer target of
-`qwenlong.rl.sft`. Only samples that record their evidence (`meta["evidence_chars"]`, written
+`qwenlong.rl.sft_data`. Only samples that record their evidence (`meta["evidence_chars"]`, written
 by synth's assembly) and have a gold answer can be used.
 
 The LLM query split (`query_split: llm`) needs a model the warm start does not have: its
@@ -27,7 +27,7 @@ from qwenlong.memagent.reference import evidence_texts, reference_trajectory
 from qwenlong.memagent.solver import task_from_sample
 from qwenlong.rl.config import TrainConfig
 from qwenlong.rl.prompting import PromptBuilder
-from qwenlong.rl.sft import Example, sft_target
+from qwenlong.rl.sft_data import Example, sft_target
 
 
 class MemAgentExamples:

@@ -19,8 +19,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from qwenlong.rl.batching import RolloutBatch
 from qwenlong.rl.interfaces import StepStats
+from qwenlong.rl.rollout.batch import RolloutBatch
 
 PHASES = ("generate", "score", "train", "sync")
 """The phases of a step whose wall time is reported as `time_<phase>`."""

@@ -13,7 +13,7 @@ from typing import Any
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
-from qwenlong.core.errors import BackendError, QwenlongError
+from qwenlong.core.errors import BackendError, QwenlongError, first_line
 
 
 def ray_get(refs: Any) -> Any:
@@ -41,5 +41,4 @@ def _get_one(ref: Any) -> Any:
             raise err.cause from None
         raise
     except RayActorError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise BackendError(f"a Ray worker died: {first}") from None
+        raise BackendError(f"a Ray worker died: {first_line(err)}") from None

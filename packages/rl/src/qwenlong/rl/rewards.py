@@ -21,12 +21,10 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from pydantic import Field, field_validator
-from torch import Tensor
 
 from qwenlong.core.config import ConfigModel
 from qwenlong.core.errors import ConfigError, DatasetError
@@ -37,6 +35,7 @@ from qwenlong.evals.judge import JudgedScorer
 from qwenlong.evals.normalize import normalize_answer
 from qwenlong.evals.reasoning import has_closed_reasoning
 from qwenlong.evals.task_metrics import metric_for, scorer_for
+from qwenlong.rl.interfaces import RewardResult
 
 
 class RewardConfig(ConfigModel):
@@ -73,28 +72,6 @@ class RewardConfig(ConfigModel):
         if unknown:
             raise ValueError(f"{', '.join(unknown)} not among {', '.join(ANSWER_KINDS)}")
         return kinds
-
-
-@dataclass
-class RewardResult:
-    """Rewards of a batch of outputs, aligned with the inputs."""
-
-    rewards: Tensor
-    """[B] float32, finite: max(rule, judge), in [0, 1] for every evals metric."""
-    correct: Tensor
-    """[B] bool: the binary verdict (exact for binary metrics, ratio == 1 for dense ones)."""
-    details: list[dict[str, Any]] = field(default_factory=list)
-    """Per output: `metric`, `decided_by` ("rule", "judge", "no_think" or "overlong") and the
-    scorer's own details (extracted answer, matched gold, judge verdict)."""
-
-    def mean_by_task(self, samples: Sequence[TaskSample]) -> dict[str, float]:
-        """Mean reward per task type, for the per-task reward curves."""
-        sums: dict[str, float] = defaultdict(float)
-        counts: dict[str, int] = defaultdict(int)
-        for sample, reward in zip(samples, self.rewards.tolist(), strict=True):
-            sums[sample.task_type] += reward
-            counts[sample.task_type] += 1
-        return {task: sums[task] / counts[task] for task in sorted(sums)}
 
 
 class RewardFn:

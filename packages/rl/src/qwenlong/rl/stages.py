@@ -14,7 +14,7 @@ A prompt longer than the stage's `max_input_tokens` is middle-truncated at rollo
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,10 +22,10 @@ from typing import Any
 from pydantic import Field, model_validator
 from torch import Tensor
 
-from qwenlong.core.backends.hf import quiet_progress_bars
 from qwenlong.core.config import ConfigModel
 from qwenlong.core.errors import ConfigError, DatasetError
 from qwenlong.core.records import TaskSample
+from qwenlong.core.safetensors_io import read_sharded
 from qwenlong.evals.prompts import render_context
 from qwenlong.rl.checkpoint import STATE_FILE, load_checkpoint
 from qwenlong.rl.filtering import RetroFilterConfig, retrospective_filter
@@ -181,18 +181,10 @@ def check_start_weights(folder: str | Path) -> Path:
     return path
 
 
-def start_weights(folder: str | Path) -> list[tuple[str, Tensor]]:
-    """The weights a stage starts from, named as the loaded transformers module names them.
-
-    A checkpoint folder stores exactly those names. An HF model directory stores the on-disk
-    layout, which can differ (transformers 5 fuses Qwen3-MoE experts into one tensor when it
-    loads them), so it is loaded through transformers and its state dict taken.
-    """
+def start_weights(folder: str | Path) -> Iterator[tuple[str, Tensor]]:
+    """The weights a stage starts from, streamed under HF's on-disk names: a checkpoint folder
+    and an HF model directory store the same layout (one tensor per expert)."""
     path = check_start_weights(folder)
     if (path / STATE_FILE).is_file():
-        return list(load_checkpoint(path, None).weights())
-    from transformers import AutoModelForCausalLM
-
-    with quiet_progress_bars():
-        model = AutoModelForCausalLM.from_pretrained(path)
-    return [(name, tensor.detach()) for name, tensor in model.state_dict().items()]
+        load_checkpoint(path, None)  # refuses a checkpoint of another format version
+    return read_sharded(path)

@@ -1,8 +1,11 @@
-"""The torch `Policy`: an HF causal LM trained with AdamW, on CPU or GPU, one data-parallel rank.
+"""The torch policy backend: an HF causal LM trained with AdamW, on CPU or GPU, in data parallel.
 
-A `PackedBatch` is unpacked into right-padded micro-batches (rows x longest row within a token
-budget), each row with its own positions 0..L-1 and an attention mask, so a sequence sees
-exactly the context it would see alone. Logits are divided by the rollout temperature before
+`TorchPolicy` is one data-parallel rank; `TorchPolicyRank` is its body inside a Ray actor (or
+the driver), and `start_torch_policy`, the `torch` entry of the policy-backend registry, puts N
+of them behind one `Policy` (qwenlong.rl.policy_group). A rank's share of a `PackedBatch` runs
+in the micro-batches the group planned (qwenlong.rl.micro_batches), each unpacked into a
+right-padded batch (qwenlong.rl.padded_forward), each row with its own positions 0..L-1 and an
+attention mask, so a sequence sees exactly the context it would see alone. Logits are divided by the rollout temperature before
 the log-softmax, because the log-probs the loss differentiates must be those of the policy the
 rollouts were sampled from (qwenlong.core.backends.hf reports log_softmax(logits / T) too).
 
@@ -15,7 +18,7 @@ AdamW. Every rank ends the step with identical weights.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,13 +29,20 @@ from torch import Tensor
 
 from qwenlong.core.backends.hf import quiet_progress_bars
 from qwenlong.core.config import ConfigModel
-from qwenlong.core.errors import BackendError, CheckpointError
+from qwenlong.core.errors import BackendError, CheckpointError, first_line
+from qwenlong.core.hf_weights import HFWeightReceiver, export_hf_weights, load_hf_weights
 from qwenlong.rl.batch_checks import check_batch, check_per_token, check_trainable, check_update
-from qwenlong.rl.dp import all_reduce_gradients, micro_batches
-from qwenlong.rl.interfaces import PackedBatch, PolicyUpdate, StepStats, TokenStats
+from qwenlong.rl.data_parallel import all_reduce_gradients
+from qwenlong.rl.interfaces import (
+    PackedBatch,
+    PolicyUpdate,
+    StepStats,
+    TokenStats,
+    WeightStream,
+)
 from qwenlong.rl.losses import LossConfig, compute_loss
-from qwenlong.rl.micro_batch import accepts_logits_to_keep, pad_micro_batch, score_micro_batch
-from qwenlong.rl.weights import load_named_tensors
+from qwenlong.rl.micro_batches import MicroBatchPlanner, Plan
+from qwenlong.rl.padded_forward import accepts_logits_to_keep, pad_micro_batch, score_micro_batch
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -127,14 +137,22 @@ class TorchPolicy:
 
     # --- Policy -------------------------------------------------------------------------
 
+    @property
+    def planner(self) -> MicroBatchPlanner:
+        """This rank's micro-batch limits (the group plans with the same ones)."""
+        return MicroBatchPlanner(self.config.micro_batch_tokens, self.config.micro_batch_size)
+
     @torch.no_grad()
-    def forward_logprobs(self, batch: PackedBatch, mask: Tensor | None = None) -> TokenStats:
+    def forward_logprobs(
+        self, batch: PackedBatch, mask: Tensor | None = None, micro_batches: Plan | None = None
+    ) -> TokenStats:
         """Log-probs of `batch.input_ids` under softmax(logits / temperature) and the entropy
         of that distribution, packed like the input (0 at each sequence's first token).
 
         `mask` ([N] bool, optional) limits the work to the positions it marks (typically the
         loss mask: the trainer needs response tokens only); the others hold 0. On long prompts
-        this skips most of the output head and the full-vocabulary entropy.
+        this skips most of the output head and the full-vocabulary entropy. `micro_batches`:
+        the group's plan; None plans here.
         """
         check_batch(batch, self.vocab_size, self.where)
         check_per_token("mask", mask, batch, self.where)
@@ -142,13 +160,21 @@ class TorchPolicy:
         logprobs = torch.zeros(batch.num_tokens, dtype=torch.float32)
         entropy = torch.zeros(batch.num_tokens, dtype=torch.float32)
         wanted = None if mask is None else mask.bool()
-        for positions, values, entropies in self._score(batch, wanted, self.config.temperature):
+        plan = self.planner.plan(batch, wanted) if micro_batches is None else micro_batches
+        for positions, values, entropies in self._score(
+            batch, wanted, self.config.temperature, plan
+        ):
             logprobs[positions] = values.cpu()
             entropy[positions] = entropies.cpu()
         return TokenStats(logprobs=logprobs, entropy=entropy)
 
     def train_step(
-        self, batch: PackedBatch, update: PolicyUpdate, *, global_sequences: int | None = None
+        self,
+        batch: PackedBatch,
+        update: PolicyUpdate,
+        *,
+        global_sequences: int | None = None,
+        micro_batches: Plan | None = None,
     ) -> StepStats:
         """One AdamW step on the loss of `batch` (this rank's share of the global batch).
 
@@ -163,10 +189,11 @@ class TorchPolicy:
         sequence_index = batch.sequence_index()
         if global_sequences is None:
             global_sequences = int(torch.unique(sequence_index[mask]).numel())
+        plan = self.planner.plan(batch, mask) if micro_batches is None else micro_batches
         self.model.train()
         total = 0.0
         extra: dict[str, float] = {}
-        for pos, logprobs, _ in self._score(batch, mask, self.config.temperature):
+        for pos, logprobs, _ in self._score(batch, mask, self.config.temperature, plan):
             loss, stats = compute_loss(
                 logprobs,
                 _pick(update.old_logprobs, pos, self.device),
@@ -185,7 +212,9 @@ class TorchPolicy:
         grad_norm = self._apply_gradients(extra)
         return StepStats(total, grad_norm, batch.num_tokens, int(mask.sum()), extra)
 
-    def sft_step(self, batch: PackedBatch, global_tokens: int) -> StepStats:
+    def sft_step(
+        self, batch: PackedBatch, global_tokens: int, micro_batches: Plan | None = None
+    ) -> StepStats:
         """One AdamW step on the cross-entropy of the loss-mask tokens (the SFT warm start).
 
         The summed token negative log-likelihood is divided by `global_tokens` (the loss-mask
@@ -196,9 +225,10 @@ class TorchPolicy:
         check_batch(batch, self.vocab_size, self.where)
         mask = batch.loss_mask.bool()
         check_trainable(batch, mask, "loss_mask", global_tokens, self.where)
+        plan = self.planner.plan(batch, mask) if micro_batches is None else micro_batches
         self.model.train()
         total = 0.0
-        for _, logprobs, _ in self._score(batch, mask, 1.0):
+        for _, logprobs, _ in self._score(batch, mask, 1.0, plan):
             loss = -logprobs.sum() / max(global_tokens, 1)
             loss.backward()
             total += float(loss.detach())
@@ -207,34 +237,41 @@ class TorchPolicy:
         return StepStats(total, grad_norm, batch.num_tokens, int(mask.sum()), extra)
 
     def export_weights(self) -> Iterator[tuple[str, Tensor]]:
-        """(name, tensor) for every entry of the model's state dict, one at a time.
-
-        Names are those of the loaded transformers module (what `load_weights` of a policy or
-        of `HFRolloutEngine` expects); `save_pretrained` writes the on-disk checkpoint layout.
-        The tensors are the live parameters, detached, on the policy's device: consume or copy
-        them before the next step changes them.
-        """
-        for name, tensor in self.model.state_dict().items():
-            yield name, tensor.detach()
+        """The weights under HF's on-disk names (qwenlong.core.hf_weights), one at a time:
+        detached views of the live parameters on the policy's device, to be consumed or
+        copied before the next step changes them."""
+        return export_hf_weights(self.model)
 
     # --- state --------------------------------------------------------------------------
 
-    def load_weights(self, weights: Iterable[tuple[str, Tensor]]) -> None:
-        """Copy named tensors into the model in place (strict: every name, every shape)."""
-        load_named_tensors(self.model, weights, self.where)
+    def load_weights(self, weights: WeightStream) -> None:
+        """Copy a complete stream of HF on-disk named tensors into the model (strict)."""
+        load_hf_weights(self.model, weights, self.where)
 
-    def optimizer_state(self) -> dict[str, Any]:
-        """A CPU snapshot of the AdamW state (moments, step counts), safe to keep or save."""
-        return _to_cpu(self.optimizer.state_dict())
+    def weight_receiver(self) -> HFWeightReceiver:
+        """A receiver for a weight stream that arrives in pieces."""
+        return HFWeightReceiver(self.model, self.where)
 
-    def load_optimizer_state(self, state: dict[str, Any]) -> None:
-        """Restore an `optimizer_state()` snapshot. The config's hyper-parameters (lr, betas,
-        weight decay, eps) win over the snapshot's, so the config stays the source of truth."""
+    def save_optimizer_state(self, folder: str | Path) -> Path:
+        """Write this rank's AdamW state (moments, step counts) to `folder`."""
+        path = optimizer_file(folder, self.rank)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(_to_cpu(self.optimizer.state_dict()), path)
+        return path
+
+    def load_optimizer_state(self, folder: str | Path) -> None:
+        """Read this rank's AdamW state from `folder`. The config's hyper-parameters (lr,
+        betas, weight decay, eps) win over the file's, so the config stays the source of truth."""
+        path = optimizer_file(folder, self.rank)
+        if not path.is_file():
+            raise CheckpointError(f"{self.where}: no optimizer state at {path}")
         try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
             self.optimizer.load_state_dict(state)
-        except (ValueError, KeyError, TypeError) as err:
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise CheckpointError(f"{self.where}: cannot load optimizer state: {first}") from None
+        except (ValueError, KeyError, TypeError, RuntimeError) as err:
+            raise CheckpointError(
+                f"{self.where}: cannot load optimizer state {path}: {first_line(err)}"
+            ) from None
         for group in self.optimizer.param_groups:
             group.update(self._optimizer_settings())
 
@@ -262,27 +299,21 @@ class TorchPolicy:
         }
 
     def _score(
-        self, batch: PackedBatch, wanted: Tensor | None, temperature: float
+        self, batch: PackedBatch, wanted: Tensor | None, temperature: float, plan: Plan
     ) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
-        """(packed positions, log-probs, entropy) of each micro-batch in turn.
+        """(packed positions, log-probs, entropy) of each micro-batch of `plan` in turn.
 
-        Covers every predicted token, or only the `wanted` ones; sequences holding none of
-        them are not run at all. Log-probs carry gradient when autograd is on, so a caller
-        can backward each micro-batch's loss before the next one is built.
+        Covers every predicted token, or only the `wanted` ones. An empty micro-batch (the
+        group evens out the counts of all ranks) has nothing to run here: the gradients are
+        summed once per step, not per micro-batch. Log-probs carry gradient when autograd is
+        on, so a caller can backward each micro-batch's loss before the next one is built.
         """
-        sequences = list(range(batch.num_sequences))
-        if wanted is not None:
-            sequences = torch.unique(batch.sequence_index()[wanted]).tolist()
-        lengths = batch.lengths().tolist()
-        plan = micro_batches(
-            [lengths[s] for s in sequences],
-            self.config.micro_batch_tokens,
-            self.config.micro_batch_size,
-        )
         for micro in plan:
+            if not micro:
+                continue
             padded = pad_micro_batch(
                 batch,
-                [sequences[i] for i in micro],
+                micro,
                 wanted,
                 pad_id=self.pad_id,
                 device=self.device,
@@ -320,6 +351,11 @@ class TorchPolicy:
         return norm
 
 
+def optimizer_file(folder: str | Path, rank: int) -> Path:
+    """Where rank `rank` keeps its optimizer state inside a checkpoint's optimizer folder."""
+    return Path(folder) / f"rank_{rank:05d}.pt"
+
+
 def _pick(values: Tensor | None, positions: Tensor, device: torch.device) -> Tensor | None:
     return None if values is None else values[positions].to(device, torch.float32)
 
@@ -344,8 +380,9 @@ def _load_model(path: Path, dtype: torch.dtype, device: torch.device) -> torch.n
             model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
         return model.to(device)
     except (OSError, ValueError, KeyError, RuntimeError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise BackendError(f"torch policy: cannot load model from {path}: {first}") from None
+        raise BackendError(
+            f"torch policy: cannot load model from {path}: {first_line(err)}"
+        ) from None
 
 
 def _to_cpu(value: Any) -> Any:

@@ -13,6 +13,7 @@ re-derivable from the documents alone: a graph path, an SQL query, a verified mo
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -80,15 +81,47 @@ class GenerationContext:
     log: Callable[[str], None] = print
 
 
+class GeneratorStats(Protocol):
+    """What a generator counted in its last run, as written to candidates/<name>.json."""
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready counts in a stable order, so a rerun writes an identical file."""
+        ...
+
+
+class Counts(Counter[str]):
+    """Named counts as `GeneratorStats`: a Counter whose `as_dict` keeps insertion order.
+
+    For generators whose statistics are plain tallies (made per task type, draws discarded per
+    reason), and empty for generators that have nothing to count.
+    """
+
+    def as_dict(self) -> dict[str, object]:
+        return dict(self)
+
+
 class Generator(Protocol):
     """Turns a corpus into candidate samples (context not yet assembled).
 
     Candidates name the documents their answer rests on in `provenance.source_documents`; the
     assembly stage builds the long context from those plus distractors. A generator that makes
     its own long input (dialogue memory) fills `context` and leaves `source_documents` empty.
+
+    The pipeline reads `mode` and `stats` once `generate` has been consumed, for the report and
+    the candidates/<name>.json file that lets a resumed run skip the generator.
     """
 
     name: str
+
+    @property
+    def mode(self) -> str:
+        """How the last run went, e.g. "template", "template+llm_rewrite", "skipped (no LLM)"."""
+        ...
+
+    @property
+    def stats(self) -> GeneratorStats:
+        """What the last run counted (empty `Counts` when the generator counts nothing)."""
+        ...
 
     def generate(self, corpus: Corpus, ctx: GenerationContext) -> Iterator[TaskSample]: ...
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from qwenlong.core.backends.config import BackendConfig
-from qwenlong.core.errors import BackendError
+from qwenlong.core.errors import BackendError, first_line
 from qwenlong.core.interfaces import SamplingParams
 from qwenlong.core.records import Completion, Conversation
 
@@ -89,10 +89,7 @@ class HFChatModel:
                 self.model = AutoModelForCausalLM.from_pretrained(path, dtype=_DTYPES[dtype])
             self.model.to(device)
         except (OSError, ValueError, KeyError, RuntimeError, AssertionError) as err:
-            first_line = (
-                str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            )
-            raise BackendError(f"cannot load model from {path}: {first_line}") from None
+            raise BackendError(f"cannot load model from {path}: {first_line(err)}") from None
         if not self.tokenizer.chat_template:
             raise BackendError(f"{path}: the tokenizer has no chat template")
         self.model.eval()

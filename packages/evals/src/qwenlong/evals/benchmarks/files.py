@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qwenlong.core.errors import DatasetError
+from qwenlong.core.errors import DatasetError, first_line
 from qwenlong.core.registry import Registry
 
 _MISSING = object()
@@ -153,7 +153,7 @@ def _read_parquet(path: Path) -> Iterator[Row]:
     try:
         parquet = pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as err:
-        raise DatasetError(f"{path}: unreadable parquet ({str(err).splitlines()[0]})") from err
+        raise DatasetError(f"{path}: unreadable parquet ({first_line(err)})") from err
     if parquet.metadata.num_rows == 0:
         raise DatasetError(f"{path}: file is empty (no rows)")
     index = 0

@@ -11,13 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from qwenlong.core.errors import DatasetError
+from qwenlong.core.errors import DatasetError, typed_first_line
 from qwenlong.evals.benchmarks.files import Row
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__
 
 
 def hub_rows(repo: str, split: str, config: str | None = None) -> Iterator[Row]:
@@ -32,7 +27,7 @@ def hub_rows(repo: str, split: str, config: str | None = None) -> Iterator[Row]:
     except Exception as err:  # any hub/network/format failure means "use a local copy"
         raise DatasetError(
             f"cannot load {repo} split {split!r} from the Hugging Face hub "
-            f"({_first_line(err)}); pass a local path instead"
+            f"({typed_first_line(err)}); pass a local path instead"
         ) from err
     return (
         Row(record, f"hf:{repo} {split} row {index} (0-based)")
@@ -49,5 +44,5 @@ def hub_file(repo: str, filename: str) -> Path:
     except Exception as err:  # as above: every failure is actionable the same way
         raise DatasetError(
             f"cannot download {filename} of {repo} from the Hugging Face hub "
-            f"({_first_line(err)}); pass a local path instead"
+            f"({typed_first_line(err)}); pass a local path instead"
         ) from err

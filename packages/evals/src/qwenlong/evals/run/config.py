@@ -75,7 +75,7 @@ class EvalConfig(ConfigModel):
     vllm backends. None with the openai backend sends full contexts."""
     solver: str = "single_pass"
     """A key of the SOLVERS registry: single_pass; memagent (the memory agent) or routed (single
-    pass inside the window, the agent beyond it), registered by the app layer."""
+    pass inside the window, the agent beyond it), registered by `import qwenlong.memagent`."""
     solver_options: dict[str, Any] = Field(default_factory=dict)
     """Extra settings passed to the solver factory, e.g. the memory agent's chunk_tokens and
     memory_tokens; each solver validates its own."""

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from qwenlong.core.errors import DatasetError
 from qwenlong.core.records import Document, TaskSample
 from qwenlong.core.registry import Registry
+from qwenlong.core.seeding import derive_rng
 from qwenlong.evals.prompts import render_context
 from qwenlong.synth.assemble.config import AssemblyConfig
 from qwenlong.synth.interfaces import Corpus, CountTokens, Drop
@@ -369,7 +370,7 @@ def assemble_samples(
     kept: list[TaskSample] = []
     drops: list[Drop] = []
     for index, sample in enumerate(samples):
-        sample_rng = random.Random(f"{base}:{sample.id}")
+        sample_rng = derive_rng(base, sample.id)
         target = assign(index, config.target_lengths, sample_rng)
         try:
             kept.append(assembler.extend(sample, target, sample_rng))

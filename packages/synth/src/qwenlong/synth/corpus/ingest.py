@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from qwenlong.core.config import ConfigModel
-from qwenlong.core.errors import DatasetError
+from qwenlong.core.errors import DatasetError, first_line
 from qwenlong.core.records import Document
 from qwenlong.core.registry import Registry
 from qwenlong.synth.interfaces import CountTokens
@@ -201,7 +201,7 @@ def read_parquet(path: Path, text_field: str) -> Iterator[RawDoc]:
     try:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as err:
-        raise DatasetError(f"{path}: unreadable parquet ({str(err).splitlines()[0]})") from None
+        raise DatasetError(f"{path}: unreadable parquet ({first_line(err)})") from None
     if text_field not in table.column_names:
         columns = ", ".join(table.column_names)
         raise DatasetError(f"{path}: no {text_field!r} column (columns: {columns})")
@@ -272,8 +272,9 @@ def _load_hf(name_or_path: str, config_name: str | None, split: str) -> Any:
             return loaded[split] if isinstance(loaded, datasets.DatasetDict) else loaded
         return datasets.load_dataset(name_or_path, config_name, split=split)
     except (FileNotFoundError, ValueError, KeyError, ConnectionError) as err:
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise DatasetError(f"HF dataset {name_or_path!r} split {split!r}: {reason}") from None
+        raise DatasetError(
+            f"HF dataset {name_or_path!r} split {split!r}: {first_line(err)}"
+        ) from None
 
 
 def ingest_hf_dataset(

@@ -25,7 +25,7 @@ from qwenlong.synth.dialogue.needles import (
     build_needle_conversation,
     ordinal,
 )
-from qwenlong.synth.interfaces import Corpus, GenerationContext
+from qwenlong.synth.interfaces import Corpus, Counts, GenerationContext
 
 
 class DialogueNeedleGenerator:
@@ -42,6 +42,8 @@ class DialogueNeedleGenerator:
 
     def __init__(self, config: DialogueConfig) -> None:
         self.config = config
+        self.stats = Counts()
+        """Empty: every conversation asked for is built, so there is nothing to tally."""
 
     def generate(self, corpus: Corpus, ctx: GenerationContext) -> Iterator[TaskSample]:
         """Conversations in config order (targets, then samples); deterministic for `ctx.rng`."""

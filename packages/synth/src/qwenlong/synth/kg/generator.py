@@ -16,13 +16,12 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from qwenlong.core.errors import ConfigError
 from qwenlong.core.records import Provenance, TaskSample
-from qwenlong.synth.interfaces import Corpus, GenerationContext, Triple
+from qwenlong.synth.interfaces import Corpus, Counts, GenerationContext, Triple
 from qwenlong.synth.kg.choices import ChoiceMaker
 from qwenlong.synth.kg.config import KGConfig
 from qwenlong.synth.kg.graph import KnowledgeGraph, build_graph
@@ -70,7 +69,7 @@ class KGMultihopGenerator:
         self.triples = list(triples)
         self.mode = "template"
         """"template", or "template+llm_rewrite" once a generation ran with rewriting."""
-        self.stats: Counter[str] = Counter()
+        self.stats = Counts()
         """Counts of the last `generate`: made per task type, and why draws were discarded."""
         self.graph: KnowledgeGraph | None = None
         """The graph of the last `generate` call (for reports and inspection)."""
@@ -87,7 +86,7 @@ class KGMultihopGenerator:
 
     def generate(self, corpus: Corpus, ctx: GenerationContext) -> Iterator[TaskSample]:
         """Yield candidate samples (no context yet) in a deterministic order."""
-        self.stats = Counter()
+        self.stats = Counts()
         graph = self.graph = self.build(corpus)
         llm = ctx.llm if self.config.rewrite.enabled else None
         self.mode = "template" if llm is None else "template+llm_rewrite"

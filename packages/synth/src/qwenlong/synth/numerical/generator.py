@@ -26,7 +26,7 @@ from decimal import Decimal
 
 from qwenlong.core.errors import ConfigError
 from qwenlong.core.records import Provenance, TaskSample
-from qwenlong.synth.interfaces import Corpus, GenerationContext
+from qwenlong.synth.interfaces import Corpus, Counts, GenerationContext
 from qwenlong.synth.numerical.config import LEVELS, NumericalConfig
 from qwenlong.synth.numerical.corpus_table import CorpusTable, ExtractionStats, build_corpus_table
 from qwenlong.synth.numerical.factdb import RowRead, rows_read, run_query
@@ -106,6 +106,8 @@ class CorpusNumericalGenerator:
                 f"templates {list(names)}, level_weights {self.config.level_weights}"
             )
         self.report = NumericalReport()
+        self.stats = Counts()
+        """Empty: what a run did is in `report` (modes, extraction, draws), kept in memory."""
         self.table: CorpusTable | None = None
         """The long table of the last `generate` call (kept for audits and tests)."""
 

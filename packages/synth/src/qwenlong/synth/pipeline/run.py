@@ -17,7 +17,6 @@ resumed run; verification's model calls are stored per sample and never repeated
 from __future__ import annotations
 
 import json
-import random
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from qwenlong.core.backends import make_chat_model
 from qwenlong.core.dataset_io import write_samples
 from qwenlong.core.interfaces import ChatModel
 from qwenlong.core.rundir import RunDir
+from qwenlong.core.seeding import derive_rng
 from qwenlong.core.tokenizer import load_tokenizer
 from qwenlong.evals.interfaces import Judge
 from qwenlong.evals.judge import LLMJudge
@@ -62,7 +62,7 @@ def run_synth(
     solver = solver or (make_chat_model(config.solver) if config.solver else llm)
     if judge is None and config.judge is not None:
         judge = LLMJudge(make_chat_model(config.judge), cache_path=out / "judge_cache.jsonl")
-    rng = random.Random(f"{config.seed}:filters")
+    rng = derive_rng(config.seed, "filters")
     modes: dict[str, str] = {}
 
     documents, modes["corpus"] = corpus_stage(config, out, count)

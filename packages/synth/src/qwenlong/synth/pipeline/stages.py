@@ -10,13 +10,13 @@
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 from qwenlong.core.dataset_io import read_documents, read_samples, write_documents, write_samples
 from qwenlong.core.interfaces import ChatModel
 from qwenlong.core.progress import progress_bar
 from qwenlong.core.records import Document, TaskSample
+from qwenlong.core.seeding import derive_rng
 from qwenlong.synth.config import SynthConfig
 from qwenlong.synth.interfaces import Corpus, CountTokens, GenerationContext, TripleExtractor
 from qwenlong.synth.pipeline.generators import GENERATORS, GeneratorInputs
@@ -32,10 +32,10 @@ def corpus_stage(config: SynthConfig, out: Path, count: CountTokens) -> tuple[li
         return docs, f"{source}: {len(docs)} documents (resumed)"
     docs: list[Document] = []
     if source in ("world", "both"):
-        from qwenlong.synth.world import build_world
+        from qwenlong.synth.world import build_world, write_world
 
         world = build_world(config.corpus.world)
-        world.to_json(out / "corpus" / "world.json")
+        write_world(world, out / "corpus" / "world.json")
         docs += world.documents
     if source in ("ingest", "both"):
         from qwenlong.synth.corpus.ingest import ingest
@@ -105,23 +105,12 @@ def generate_stage(
             modes[name] = json.loads(info_path.read_text())["mode"] + " (resumed)"
         else:
             generator = GENERATORS.get(name)(section, inputs)
-            ctx = GenerationContext(rng=random.Random(f"{config.seed}:{name}"), llm=llm)
+            ctx = GenerationContext(rng=derive_rng(config.seed, name), llm=llm)
             made = list(generator.generate(corpus, ctx))
-            mode = str(getattr(generator, "mode", "template"))
+            mode = generator.mode
             write_samples(made, path)
-            info = {"mode": mode, "samples": len(made), "stats": _stats(generator)}
+            info = {"mode": mode, "samples": len(made), "stats": generator.stats.as_dict()}
             info_path.write_text(json.dumps(info, indent=2, default=str) + "\n")
             modes[name] = mode
         samples += made
     return samples, modes
-
-
-def _stats(generator: object) -> dict[str, object]:
-    stats = getattr(generator, "stats", None)
-    if stats is None:
-        return {}
-    if hasattr(stats, "as_dict"):
-        return stats.as_dict()
-    if isinstance(stats, dict):
-        return dict(stats)
-    return {k: v for k, v in vars(stats).items() if not k.startswith("_")}

@@ -5,7 +5,7 @@
     world.facts                # (head id, relation, tail, date) ground truth
     world.financials           # (company, year, metric, value, unit) ground truth
     world.triples(doc_id)      # the Triples that document states, for scoring extractors
-    world.to_json(run_dir / "world.json"); World.from_json(...)
+    write_world(world, run_dir / "world.json"); read_world(run_dir / "world.json")
 
 Document ids: "world-<seed>-article-<slug>", "world-<seed>-report-<slug>-<last year>",
 "world-<seed>-dialogue-<n>".
@@ -29,6 +29,7 @@ from qwenlong.synth.world.model import (
     World,
 )
 from qwenlong.synth.world.scoring import ExtractionScore, score_extraction
+from qwenlong.synth.world.serialize import read_world, write_world
 
 __all__ = [
     "ENTITY_KINDS",
@@ -47,5 +48,7 @@ __all__ = [
     "World",
     "WorldConfig",
     "build_world",
+    "read_world",
     "score_extraction",
+    "write_world",
 ]

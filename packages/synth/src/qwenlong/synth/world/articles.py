@@ -22,6 +22,7 @@ import random
 from collections.abc import Callable
 
 from qwenlong.core.records import Document
+from qwenlong.core.seeding import derive_rng
 from qwenlong.synth.interfaces import Triple
 from qwenlong.synth.world.model import RELATIONS, DocTruth, Entity, Fact, World
 from qwenlong.synth.world.phrases import FACT_TEMPLATES, FILLERS, SECTION_TITLES
@@ -254,7 +255,7 @@ def prose_units(world: World, entity: Entity, rng: random.Random) -> list[list[F
 def write_article(world: World, entity: Entity) -> tuple[Document, DocTruth]:
     """The encyclopedia article about one entity, with its ground truth."""
     doc_id = article_id(world.config.seed, entity)
-    rng = random.Random(f"{world.config.seed}:article:{entity.id}")
+    rng = derive_rng(world.config.seed, "article", entity.id)
     infobox, infobox_truth = render_infobox(world, entity, doc_id)
     if not world.config.article_prose:
         return _document(world, entity, doc_id, infobox), DocTruth(infobox=infobox_truth, prose=[])

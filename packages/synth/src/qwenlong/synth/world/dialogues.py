@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from qwenlong.core.records import Document
+from qwenlong.core.seeding import derive_rng
 from qwenlong.synth.interfaces import Triple
 from qwenlong.synth.world.articles import write_fact_sentence
 from qwenlong.synth.world.model import Dialogue, DocTruth, Entity, Fact, FinancialRow, Turn, World
@@ -135,7 +136,7 @@ def _state(world: World, item: Item, doc_id: str, rng: random.Random) -> tuple[s
 def write_dialogue(world: World, index: int) -> tuple[Document, DocTruth, Dialogue]:
     """Dialogue number `index`: its document, the triples its turns state, and its turns."""
     doc_id = f"world-{world.config.seed}-dialogue-{index}"
-    rng = random.Random(f"{world.config.seed}:dialogue:{index}")
+    rng = derive_rng(world.config.seed, "dialogue", index)
     scenario = rng.choice(list(SCENARIOS))
     name, focus, preferred = SCENARIOS[scenario](world, rng)
     speakers = _participants(world, preferred, rng)

@@ -9,8 +9,8 @@ statements do (a bad year hurts income more than revenue). All parameters are ou
 from __future__ import annotations
 
 import math
-import random
 
+from qwenlong.core.seeding import derive_rng
 from qwenlong.synth.world.config import WorldConfig
 from qwenlong.synth.world.model import METRICS, Entity, FinancialRow
 
@@ -26,7 +26,7 @@ def _row(company: Entity, year: int, metric: str, value: float) -> FinancialRow:
 
 def company_financials(config: WorldConfig, company: Entity, industry: str) -> list[FinancialRow]:
     """Every metric for every report year of one company, in (year, metric) order."""
-    rng = random.Random(f"{config.seed}:finance:{company.id}")
+    rng = derive_rng(config.seed, "finance", company.id)
     revenue = math.exp(rng.gauss(math.log(400.0), 1.2))
     trend = rng.gauss(0.05, 0.05)
     margin = rng.uniform(0.05, 0.25)

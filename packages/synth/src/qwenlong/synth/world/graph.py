@@ -9,9 +9,9 @@ take part; nothing happens after the world's present (`report_last_year`).
 
 from __future__ import annotations
 
-import random
 import re
 
+from qwenlong.core.seeding import derive_rng
 from qwenlong.synth.world.config import WorldConfig
 from qwenlong.synth.world.model import Entity, Fact
 from qwenlong.synth.world.names import (
@@ -38,7 +38,7 @@ class GraphBuilder:
 
     def __init__(self, config: WorldConfig) -> None:
         self.cfg = config
-        self.rng = random.Random(f"{config.seed}:graph")
+        self.rng = derive_rng(config.seed, "graph")
         self.forge = NameForge(self.rng)
         self.now = config.report_last_year
         self.entities: list[Entity] = []

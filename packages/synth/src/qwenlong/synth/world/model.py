@@ -8,7 +8,6 @@ here so tests and measures can check extraction and answers independently of the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qwenlong.core.records import Document
@@ -260,16 +259,3 @@ class World:
 
     def all_triples(self, parts: tuple[str, ...] = TRIPLE_PARTS) -> list[Triple]:
         return [t for doc in self.documents for t in self.triples(doc.id, parts)]
-
-    def to_json(self, path: str | Path) -> None:
-        """Write the whole world (config, truth, documents) to one JSON file."""
-        from qwenlong.synth.world.serialize import write_world
-
-        write_world(self, Path(path))
-
-    @classmethod
-    def from_json(cls, path: str | Path) -> World:
-        """Read a world written by `to_json`; raises DatasetError naming the file on bad input."""
-        from qwenlong.synth.world.serialize import read_world
-
-        return read_world(Path(path))

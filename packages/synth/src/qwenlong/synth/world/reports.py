@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 
 from qwenlong.core.records import Document
+from qwenlong.core.seeding import derive_rng
 from qwenlong.synth.interfaces import Triple
 from qwenlong.synth.world.articles import short_form, write_fact_sentence
 from qwenlong.synth.world.model import METRICS, DocTruth, Entity, FinancialRow, World
@@ -137,7 +138,7 @@ def _change_sentence(metric: str, now: FinancialRow, before: FinancialRow) -> st
 def write_report(world: World, company: Entity, years: list[int]) -> tuple[Document, DocTruth]:
     """The annual report of `company` for the fiscal years `years`, with its ground truth."""
     doc_id = report_id(world, company, years)
-    rng = random.Random(f"{world.config.seed}:report:{company.id}:{years[-1]}")
+    rng = derive_rng(world.config.seed, "report", company.id, years[-1])
     rows = {(r.metric, r.year): r for r in world.financials_of(company.id)}
     span = f"{years[0]}-{years[-1]}" if len(years) > 1 else str(years[0])
     letter = Sentences()

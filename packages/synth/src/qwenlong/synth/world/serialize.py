@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from qwenlong.core.errors import DatasetError
+from qwenlong.core.errors import DatasetError, typed_first_line
 from qwenlong.core.records import Document
 from qwenlong.synth.interfaces import Triple
 from qwenlong.synth.world.config import WorldConfig
@@ -67,15 +67,21 @@ def world_from_dict(data: dict[str, Any]) -> World:
     )
 
 
-def write_world(world: World, path: Path) -> None:
-    """Write atomically (temp file, then rename) so a killed run never leaves half a world."""
+def write_world(world: World, path: str | Path) -> None:
+    """Write the whole world (config, truth, documents) to one JSON file.
+
+    Atomically (temp file, then rename), so a killed run never leaves half a world.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(world_to_dict(world), ensure_ascii=False), encoding="utf-8")
     tmp.replace(path)
 
 
-def read_world(path: Path) -> World:
+def read_world(path: str | Path) -> World:
+    """Read a world written by `write_world`; raises DatasetError naming the file on bad input."""
+    path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -88,7 +94,4 @@ def read_world(path: Path) -> World:
     try:
         return world_from_dict(data)
     except (KeyError, TypeError, ValidationError) as err:
-        reason = str(err).splitlines()[0]
-        raise DatasetError(
-            f"{path}: malformed world file ({type(err).__name__}: {reason})"
-        ) from None
+        raise DatasetError(f"{path}: malformed world file ({typed_first_line(err)})") from None

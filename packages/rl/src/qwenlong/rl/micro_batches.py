@@ -1,0 +1,86 @@
+"""Micro-batch planning: which sequences of a rank's share run through the model together.
+
+Planned once, in the driver, for every data-parallel share, and sent to the ranks as lists of
+sequence indices; a rank runs its plan and nothing else. Two reasons to plan centrally: every
+rank must run the same number of micro-batches (expert parallelism's all-to-all and pipeline
+schedules are collectives, so a rank with fewer, or with no sequences at all, would leave its
+peers waiting), and a backend's numerics then depend only on the plan, which tests can pin.
+
+The loss is normalised by global counts (qwenlong.rl.losses), so any division gives the same
+gradient; planning only decides the division that bounds memory and wastes least padding.
+Sequences are never split: a sequence's tokens attend to each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from qwenlong.core.errors import ConfigError
+from qwenlong.rl.interfaces import PackedBatch
+
+Plan = list[list[int]]
+"""Micro-batches, each a list of sequence indices into the rank's batch."""
+
+
+def plan_padded(lengths: Sequence[int], max_tokens: int | None, max_sequences: int | None) -> Plan:
+    """Group sequence indices into micro-batches for a padded forward/backward pass.
+
+    A padded micro-batch costs rows x width. Sequences are taken longest first, and a
+    micro-batch is closed when adding the next sequence would make rows x width exceed
+    `max_tokens` or rows exceed `max_sequences` (None: no limit). Sorting by length keeps
+    padding small: neighbours in the sorted order have similar lengths. A sequence longer than
+    `max_tokens` gets a micro-batch of its own rather than an error, because it has to be
+    processed somewhere and splitting it would change its attention.
+    """
+    if max_tokens is not None and max_tokens < 1:
+        raise ConfigError(f"micro-batching: max_tokens must be >= 1, got {max_tokens}")
+    if max_sequences is not None and max_sequences < 1:
+        raise ConfigError(f"micro-batching: max_sequences must be >= 1, got {max_sequences}")
+    order = sorted(range(len(lengths)), key=lambda s: (-lengths[s], s))
+    batches: Plan = []
+    current: list[int] = []
+    width = 0
+    for sequence in order:
+        rows = len(current) + 1
+        new_width = max(width, lengths[sequence])
+        too_many_tokens = max_tokens is not None and rows * new_width > max_tokens
+        too_many_rows = max_sequences is not None and rows > max_sequences
+        if current and (too_many_tokens or too_many_rows):
+            batches.append(current)
+            current, new_width = [], lengths[sequence]
+        current.append(sequence)
+        width = new_width
+    if current:
+        batches.append(current)
+    return batches
+
+
+@dataclass(frozen=True)
+class MicroBatchPlanner:
+    """A backend's micro-batch limits, and the plan they give a batch."""
+
+    max_tokens: int | None
+    """Padded tokens (rows x longest row) per micro-batch; None: no limit."""
+    max_sequences: int | None
+    """Sequences per micro-batch; None: no limit."""
+
+    def plan(self, batch: PackedBatch, wanted: Tensor | None = None) -> Plan:
+        """The micro-batches of `batch`'s sequences; with `wanted` ([N] bool), only of the
+        sequences holding a wanted token (the others need no forward pass at all)."""
+        sequences = list(range(batch.num_sequences))
+        if wanted is not None:
+            sequences = torch.unique(batch.sequence_index()[wanted.bool()]).tolist()
+        lengths = batch.lengths().tolist()
+        plan = plan_padded([lengths[s] for s in sequences], self.max_tokens, self.max_sequences)
+        return [[sequences[i] for i in micro] for micro in plan]
+
+
+def equal_counts(plans: Sequence[Plan]) -> list[Plan]:
+    """Every plan padded with empty micro-batches to the longest plan's count (at least one),
+    so every rank runs the same number of forward/backward passes."""
+    count = max([len(plan) for plan in plans] + [1])
+    return [[*plan, *([] for _ in range(count - len(plan)))] for plan in plans]
