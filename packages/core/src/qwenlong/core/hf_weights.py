@@ -17,7 +17,7 @@ would make rollouts come from a model that is neither the old nor the new policy
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -137,6 +137,30 @@ class HFWeightReceiver:
             positions = torch.arange(target.numel()).view(target.shape)
             self._index_maps[parent] = _on_disk(self.model, parent, positions)
         return self._index_maps[parent]
+
+
+class ChunkedStream:
+    """One weight stream that arrives over several calls (a Ray worker gets it chunk by
+    chunk): the receiver opens with the first chunk and is checked and dropped with the last,
+    or dropped on any error, so the next stream starts clean."""
+
+    def __init__(self, open_receiver: Callable[[], HFWeightReceiver]) -> None:
+        self.open_receiver = open_receiver
+        self.receiver: HFWeightReceiver | None = None
+
+    def receive(self, chunk: Sequence[tuple[str, Tensor]], last: bool) -> None:
+        if self.receiver is None:
+            self.receiver = self.open_receiver()
+        try:
+            for name, tensor in chunk:
+                self.receiver.receive(name, tensor)
+            if last:
+                self.receiver.finish()
+        except BaseException:
+            self.receiver = None
+            raise
+        if last:
+            self.receiver = None
 
 
 def load_hf_weights(model: nn.Module, weights: Iterable[tuple[str, Tensor]], where: str) -> int:

@@ -95,6 +95,11 @@ class RunPaths:
     def control_heldout(self) -> Path:
         return self.control / "heldout.json"
 
+    @staticmethod
+    def staging(final: Path) -> Path:
+        """Where a folder is written before it is renamed to `final` (whole or absent)."""
+        return final.parent / f".{final.name}-tmp"
+
     def stage(self, name: str) -> Path:
         """RUN/stages/NAME, created on first use."""
         folder = self.root / "stages" / name

@@ -142,7 +142,7 @@ class TrainingSession:
         """RUN/model: the policy in HF format, written whole and then renamed into place, so
         a folder by that name is always complete."""
         target = self.paths.model
-        staging = self.paths.root / ".model-tmp"
+        staging = self.paths.staging(target)
         shutil.rmtree(staging, ignore_errors=True)
         self.parts.policy.save_pretrained(staging.resolve())
         shutil.rmtree(target, ignore_errors=True)

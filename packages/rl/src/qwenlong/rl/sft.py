@@ -128,7 +128,7 @@ def warm_start(config: TrainConfig, plan: RunPlan) -> WarmStart:
         return WarmStart(config.model, None)
     shutil.rmtree(paths.sft, ignore_errors=True)
     policy = start_policy(config, config.model, lr=sft.lr)
-    staging = paths.sft / ".model-tmp"
+    staging = paths.staging(paths.sft_model)
     try:
         with RunDir(paths.sft) as run:
             result = _run_sft(config, sft, plan, policy, run, "sft", None)

@@ -20,7 +20,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from qwenlong.core.errors import BackendError
-from qwenlong.core.hf_weights import HFWeightReceiver
+from qwenlong.core.hf_weights import ChunkedStream
 from qwenlong.rl.interfaces import PackedBatch, PolicyUpdate, RankLayout, StepStats, TokenStats
 from qwenlong.rl.micro_batches import MicroBatchPlanner, Plan
 from qwenlong.rl.policy_group import PolicyGroup
@@ -43,7 +43,7 @@ class TorchPolicyRank:
         self.model_path, self.config = model_path, config
         self.rank, self.world_size = rank, world_size
         self.policy: TorchPolicy | None = None
-        self.receiver: HFWeightReceiver | None = None
+        self.incoming = ChunkedStream(lambda: self._policy().weight_receiver())
 
     def rendezvous_address(self) -> str:
         """A tcp:// address on this node with a port that was free a moment ago (rank 0's)."""
@@ -94,18 +94,7 @@ class TorchPolicyRank:
 
     def receive_weights(self, chunk: list[tuple[str, Tensor]], last: bool) -> None:
         """One chunk of a weight stream; the last one checks that every tensor arrived."""
-        if self.receiver is None:
-            self.receiver = self._policy().weight_receiver()
-        try:
-            for name, tensor in chunk:
-                self.receiver.receive(name, tensor)
-            if last:
-                self.receiver.finish()
-        except BaseException:
-            self.receiver = None
-            raise
-        if last:
-            self.receiver = None
+        self.incoming.receive(chunk, last)
 
     def save_pretrained(self, out_dir: str) -> None:
         """Rank 0 writes the model and tokenizer in HF format."""

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from qwenlong.core.backends.config import HFBackendConfig
 from qwenlong.core.errors import BackendError, ConfigError, QwenlongError
-from qwenlong.core.hf_weights import HFWeightReceiver
+from qwenlong.core.hf_weights import ChunkedStream
 from qwenlong.core.interfaces import SamplingParams
 from qwenlong.core.records import Completion, Conversation
 from qwenlong.rl.interfaces import RolloutEngine, WeightStream
@@ -46,7 +46,7 @@ class HFRolloutRank:
     def __init__(self, model_path: str, config: HFBackendConfig) -> None:
         self.model_path, self.config = model_path, config
         self.engine: HFRolloutEngine | None = None
-        self.receiver: HFWeightReceiver | None = None
+        self.incoming = ChunkedStream(lambda: self._engine().weight_receiver())
 
     def setup(self) -> None:
         self.engine = HFRolloutEngine(self.model_path, self.config)
@@ -61,18 +61,7 @@ class HFRolloutRank:
 
     def receive_weights(self, chunk: list[tuple[str, Tensor]], last: bool) -> None:
         """One chunk of a weight stream; the last one checks that every tensor arrived."""
-        if self.receiver is None:
-            self.receiver = self._engine().weight_receiver()
-        try:
-            for name, tensor in chunk:
-                self.receiver.receive(name, tensor)
-            if last:
-                self.receiver.finish()
-        except BaseException:
-            self.receiver = None
-            raise
-        if last:
-            self.receiver = None
+        self.incoming.receive(chunk, last)
 
     def close(self) -> None:
         if self.engine is not None:
