@@ -30,6 +30,7 @@ CONFIG_OF: dict[str, type[BaseModel]] = {
     "ablations/balance.yaml": TrainConfig,
     "ablations/grpo.yaml": TrainConfig,
     "ablations/task-std.yaml": TrainConfig,
+    "l15-30b-a3b/stages.yaml": TrainConfig,
 }
 
 

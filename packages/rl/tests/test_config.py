@@ -16,6 +16,7 @@ from qwenlong.rl import stages as stages_module
 from qwenlong.rl import weight_sync as weight_sync_module
 from qwenlong.rl.checkpoint import config_fingerprint
 from qwenlong.rl.config import TrainConfig
+from qwenlong.rl.megatron import config as megatron_config_module
 
 MINIMAL = "model: runs/tiny-model\ndata: {train: [data/train.parquet]}\nsteps: 10\n"
 
@@ -113,7 +114,7 @@ def test_fingerprint_ignores_run_length_and_reporting_but_not_the_algorithm(
 
 def _config_classes() -> list[type[BaseModel]]:
     found = []
-    for module in (config_module, stages_module, weight_sync_module):
+    for module in (config_module, stages_module, weight_sync_module, megatron_config_module):
         for _, value in inspect.getmembers(module, inspect.isclass):
             if issubclass(value, BaseModel) and value.__module__ == module.__name__:
                 found.append(value)
@@ -128,6 +129,8 @@ def test_every_field_is_documented() -> None:
         "StageConfig",
         "HeldoutConfig",
         "WeightSyncConfig",
+        "MegatronPolicyConfig",
+        "ParallelConfig",
     }
     undocumented = [
         f"{cls.__name__}.{name}"

@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "qwenlong.app.commands.merge",
     "qwenlong.app.commands.memagent",
     "qwenlong.app.commands.train",
+    "qwenlong.app.commands.plan",
 )
 
 app = typer.Typer(

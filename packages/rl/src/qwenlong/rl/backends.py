@@ -26,6 +26,7 @@ EngineFactory = Callable[["TrainConfig", str], RolloutEngine]
 
 POLICY_BACKENDS: Registry[PolicyFactory] = Registry("policy backend")
 POLICY_BACKENDS.add_lazy("torch", "qwenlong.rl.torch_rank:start_torch_policy")
+POLICY_BACKENDS.add_lazy("megatron", "qwenlong.rl.megatron.policy:start_megatron_policy")
 
 ROLLOUT_BACKENDS: Registry[EngineFactory] = Registry("rollout backend")
 ROLLOUT_BACKENDS.add_lazy("hf", "qwenlong.rl.rollout.hf_group:start_hf_engines")

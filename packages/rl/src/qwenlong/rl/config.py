@@ -25,6 +25,7 @@ from qwenlong.rl.aepo import AepoConfig
 from qwenlong.rl.backends import POLICY_BACKENDS, ROLLOUT_BACKENDS
 from qwenlong.rl.losses import LossConfig
 from qwenlong.rl.masks import NegativeClipConfig
+from qwenlong.rl.megatron.config import MegatronPolicyConfig
 from qwenlong.rl.rewards import RewardConfig
 from qwenlong.rl.rollout.registry import ROLLOUTS
 from qwenlong.rl.sampler import SamplerConfig
@@ -97,7 +98,8 @@ class PolicyConfig(ConfigModel):
 
     backend: str = "torch"
     """The code that trains it (qwenlong.rl.backends): torch (an HF model in data parallel,
-    CPU or GPU; the paper-scale runs need Megatron-Core, a later backend)."""
+    CPU or GPU) or megatron (Megatron-Core: expert, tensor and data parallel, for the
+    paper-scale runs; settings under `megatron`)."""
     num_workers: int = Field(default=1, ge=1)
     """Policy ranks (Ray actors; gloo on CPU, NCCL on GPU); all data parallel for torch."""
     num_cpus_per_worker: float = Field(default=1.0, ge=0)
@@ -107,6 +109,9 @@ class PolicyConfig(ConfigModel):
     torch: TorchPolicyConfig = TorchPolicyConfig(torch_threads=1)
     """Optimizer (lr 2e-6 constant: the paper's), micro-batching and numerics of each rank.
     Its `temperature` and `loss` are filled from `rollout.temperature` and `loss`."""
+    megatron: MegatronPolicyConfig = MegatronPolicyConfig(torch_threads=1)
+    """Parallel layout, MoE routing, packing and optimizer of the Megatron-Core backend
+    (`backend: megatron`); its `temperature` is filled from `rollout.temperature`."""
 
     @field_validator("backend")
     @classmethod
@@ -263,6 +268,8 @@ class TrainConfig(ConfigModel):
         for name, where in owned.items():
             if name in self.policy.torch.model_fields_set:
                 raise ValueError(f"policy.torch.{name} is set from {where}; set it there")
+        if "temperature" in self.policy.megatron.model_fields_set:
+            raise ValueError("policy.megatron.temperature is set from rollout.temperature")
         if self.heldout.size and self.data.heldout is None and not self.data.heldout_fraction:
             raise ValueError(
                 "heldout.size > 0 needs held-out prompts: set data.heldout or data.heldout_fraction"

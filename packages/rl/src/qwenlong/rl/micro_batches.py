@@ -59,14 +59,44 @@ def plan_padded(lengths: Sequence[int], max_tokens: int | None, max_sequences: i
     return batches
 
 
+def plan_packed(lengths: Sequence[int], max_tokens: int) -> Plan:
+    """Sequence indices grouped into micro-batches of at most `max_tokens` packed tokens.
+
+    A packed micro-batch costs the sum of its lengths (no padding), so this is bin packing:
+    first-fit decreasing, taking sequences longest first (ties by index, so the plan is
+    deterministic) and putting each into the first micro-batch it fits. A sequence longer than
+    `max_tokens` gets a micro-batch of its own rather than an error: it must run somewhere, and
+    splitting it would change its attention.
+    """
+    if max_tokens < 1:
+        raise ConfigError(f"micro-batching: max_tokens must be >= 1, got {max_tokens}")
+    order = sorted(range(len(lengths)), key=lambda s: (-lengths[s], s))
+    batches: Plan = []
+    totals: list[int] = []
+    for sequence in order:
+        length = lengths[sequence]
+        if length < 0:
+            raise ValueError(f"sequence {sequence} has negative length {length}")
+        slot = next((i for i, total in enumerate(totals) if total + length <= max_tokens), None)
+        if slot is None:
+            batches.append([sequence])
+            totals.append(length)
+        else:
+            batches[slot].append(sequence)
+            totals[slot] += length
+    return batches
+
+
 @dataclass(frozen=True)
 class MicroBatchPlanner:
     """A backend's micro-batch limits, and the plan they give a batch."""
 
     max_tokens: int | None
-    """Padded tokens (rows x longest row) per micro-batch; None: no limit."""
+    """Tokens per micro-batch (padded: rows x longest row; packed: the sum); None: no limit."""
     max_sequences: int | None
-    """Sequences per micro-batch; None: no limit."""
+    """Sequences per micro-batch (padded plans only); None: no limit."""
+    packed: bool = False
+    """Sequences run back to back without padding (THD, Megatron) rather than padded rows."""
 
     def plan(self, batch: PackedBatch, wanted: Tensor | None = None) -> Plan:
         """The micro-batches of `batch`'s sequences; with `wanted` ([N] bool), only of the
@@ -75,7 +105,11 @@ class MicroBatchPlanner:
         if wanted is not None:
             sequences = torch.unique(batch.sequence_index()[wanted.bool()]).tolist()
         lengths = batch.lengths().tolist()
-        plan = plan_padded([lengths[s] for s in sequences], self.max_tokens, self.max_sequences)
+        chosen = [lengths[s] for s in sequences]
+        if self.packed:
+            plan = plan_packed(chosen, self.max_tokens or max(chosen, default=1))
+        else:
+            plan = plan_padded(chosen, self.max_tokens, self.max_sequences)
         return [[sequences[i] for i in micro] for micro in plan]
 
 

@@ -1,0 +1,91 @@
+"""The Megatron policy on two gloo ranks (Ray actors) takes the step of the torch policy on one:
+tensor parallel 2 with expert parallel 2 and sequence parallel (vocabulary-parallel log-probs
+and entropy, the all-to-all dispatcher), and expert parallel 2 over data parallel 2 with the
+all-gather dispatcher (a rank with fewer micro-batches still takes part in every dispatch)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import ray
+import torch
+from ray._private import ray_constants
+
+from qwenlong.rl.interfaces import PackedBatch, PolicyUpdate
+from qwenlong.rl.losses import LossConfig
+from qwenlong.rl.megatron.config import MegatronPolicyConfig
+from qwenlong.rl.megatron.policy import MegatronPolicyRank
+from qwenlong.rl.micro_batches import MicroBatchPlanner
+from qwenlong.rl.policy_group import PolicyGroup
+from qwenlong.rl.torch_policy import TorchPolicy, TorchPolicyConfig
+
+LR, EPS, T = 1e-3, 1e-3, 0.7
+
+LAYOUTS = {
+    "tp2-ep2-sp-alltoall": {
+        "parallel": {"tensor": 2, "expert": 2, "expert_tensor": 1, "sequence_parallel": True},
+        "moe": {"token_dispatcher": "alltoall"},
+    },
+    "ep2-dp2-allgather": {
+        "parallel": {"expert": 2},
+        "moe": {"token_dispatcher": "allgather"},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def ray_session() -> Iterator[None]:
+    previous = ray_constants.RAY_ENABLE_UV_RUN_RUNTIME_ENV
+    ray_constants.RAY_ENABLE_UV_RUN_RUNTIME_ENV = False
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+        ray_constants.RAY_ENABLE_UV_RUN_RUNTIME_ENV = previous
+
+
+def _batch() -> tuple[PackedBatch, PolicyUpdate]:
+    generator = torch.Generator().manual_seed(7)
+    lengths = [(6, 5), (3, 9), (10, 2), (4, 4), (7, 6)]
+    prompts = [torch.randint(5, 2000, (p,), generator=generator).tolist() for p, _ in lengths]
+    responses = [torch.randint(5, 2000, (r,), generator=generator).tolist() for _, r in lengths]
+    batch = PackedBatch.from_sequences(prompts, responses)
+    per_sequence = torch.tensor([1.0, -0.5, 0.25, -1.0, 2.0])
+    advantages = per_sequence[batch.sequence_index()] * batch.loss_mask
+    mask = batch.loss_mask.clone()
+    return batch, PolicyUpdate(advantages, mask, None, None, int(mask.sum()))
+
+
+def _group(model: Path, layout: dict[str, Any]) -> PolicyGroup:
+    config = MegatronPolicyConfig(
+        lr=LR, eps=EPS, temperature=T, micro_batch_tokens=24, torch_threads=1, **layout
+    )
+    ranks = [(MegatronPolicyRank, (str(model), config, LossConfig(), r, 2)) for r in range(2)]
+    planner = MicroBatchPlanner(24, None, packed=True)
+    return PolicyGroup(ranks, planner, name="megatron policy")
+
+
+@pytest.mark.parametrize("name", sorted(LAYOUTS))
+def test_two_ranks_take_the_step_of_the_torch_policy(
+    ray_session: None, tiny_model_dir: Path, name: str
+) -> None:
+    torch.set_num_threads(1)
+    batch, update = _batch()
+    reference = TorchPolicy(tiny_model_dir, TorchPolicyConfig(lr=LR, eps=EPS, temperature=T))
+    group = _group(tiny_model_dir, LAYOUTS[name])
+    try:
+        got, want = group.forward_logprobs(batch), reference.forward_logprobs(batch)
+        torch.testing.assert_close(got.logprobs, want.logprobs, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(got.entropy, want.entropy, atol=1e-5, rtol=1e-5)
+        one, two = group.train_step(batch, update), reference.train_step(batch, update)
+        assert one.loss == pytest.approx(two.loss, abs=1e-6)
+        assert one.grad_norm == pytest.approx(two.grad_norm, rel=1e-4)
+        trained = dict(group.export_weights())
+        for tensor_name, tensor in reference.export_weights():
+            torch.testing.assert_close(trained[tensor_name], tensor, atol=1e-5, rtol=0)
+    finally:
+        group.close()
