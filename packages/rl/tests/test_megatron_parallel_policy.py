@@ -10,16 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import ray
 import torch
-from ray._private import ray_constants
 
+from qwenlong.rl.config import RayConfig
 from qwenlong.rl.interfaces import PackedBatch, PolicyUpdate
 from qwenlong.rl.losses import LossConfig
 from qwenlong.rl.megatron.config import MegatronPolicyConfig
 from qwenlong.rl.megatron.policy import MegatronPolicyRank
 from qwenlong.rl.micro_batches import MicroBatchPlanner
 from qwenlong.rl.policy_group import PolicyGroup
+from qwenlong.rl.ray_session import ray_session as local_ray
 from qwenlong.rl.torch_policy import TorchPolicy, TorchPolicyConfig
 
 LR, EPS, T = 1e-3, 1e-3, 0.7
@@ -38,14 +38,9 @@ LAYOUTS = {
 
 @pytest.fixture(scope="module")
 def ray_session() -> Iterator[None]:
-    previous = ray_constants.RAY_ENABLE_UV_RUN_RUNTIME_ENV
-    ray_constants.RAY_ENABLE_UV_RUN_RUNTIME_ENV = False
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
+    """A local Ray of 2 CPUs whose workers start from this environment (the run's own)."""
+    with local_ray(RayConfig(num_cpus=2)):
         yield
-    finally:
-        ray.shutdown()
-        ray_constants.RAY_ENABLE_UV_RUN_RUNTIME_ENV = previous
 
 
 def _batch() -> tuple[PackedBatch, PolicyUpdate]:
@@ -84,6 +79,7 @@ def test_two_ranks_take_the_step_of_the_torch_policy(
         one, two = group.train_step(batch, update), reference.train_step(batch, update)
         assert one.loss == pytest.approx(two.loss, abs=1e-6)
         assert one.grad_norm == pytest.approx(two.grad_norm, rel=1e-4)
+        assert one.extra["moe_load_max/layer_0"] >= 1.0 >= one.extra["moe_load_min/layer_0"]
         trained = dict(group.export_weights())
         for tensor_name, tensor in reference.export_weights():
             torch.testing.assert_close(trained[tensor_name], tensor, atol=1e-5, rtol=0)

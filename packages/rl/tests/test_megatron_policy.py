@@ -64,6 +64,9 @@ def test_logprobs_and_a_training_step_match_the_torch_policy(
     two = reference.train_step(batch, update)
     assert one.loss == pytest.approx(two.loss, abs=1e-6)
     assert one.grad_norm == pytest.approx(two.grad_norm, rel=1e-4)
+    for layer in (0, 1):  # the routers' load relative to an even spread
+        assert one.extra[f"moe_load_max/layer_{layer}"] >= 1.0
+        assert 0.0 <= one.extra[f"moe_load_min/layer_{layer}"] <= 1.0
     after = dict(megatron.export_weights())
     for name, tensor in reference.export_weights():
         torch.testing.assert_close(after[name], tensor, atol=1e-5, rtol=0, msg=name)

@@ -8,18 +8,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import ray
 import torch
-from ray._private import ray_constants
 
 from qwenlong.core.backends.config import HFBackendConfig
 from qwenlong.core.errors import BackendError, CheckpointError, ConfigError
 from qwenlong.core.hf_weights import export_hf_weights
 from qwenlong.core.interfaces import SamplingParams
+from qwenlong.rl.config import RayConfig
 from qwenlong.rl.data_parallel import split_for_ranks
 from qwenlong.rl.interfaces import PackedBatch, PolicyUpdate
 from qwenlong.rl.micro_batches import MicroBatchPlanner
 from qwenlong.rl.policy_group import PolicyGroup
+from qwenlong.rl.ray_session import ray_session as local_ray
 from qwenlong.rl.rollout.hf_engine import HFRolloutEngine
 from qwenlong.rl.rollout.hf_group import HFRolloutGroup
 from qwenlong.rl.torch_policy import TorchPolicyConfig
@@ -34,17 +34,9 @@ CONFIG = TorchPolicyConfig(lr=1e-3, eps=1e-3, torch_threads=1, micro_batch_token
 
 @pytest.fixture(scope="module")
 def ray_session() -> Iterator[None]:
-    # Under `uv run`, Ray would zip the repository and start every worker through `uv run`
-    # (its RAY_ENABLE_UV_RUN_RUNTIME_ENV hook, read once when ray is imported); the venv the
-    # driver runs in already holds every package, so workers start from it directly.
-    previous = ray_constants.RAY_ENABLE_UV_RUN_RUNTIME_ENV
-    ray_constants.RAY_ENABLE_UV_RUN_RUNTIME_ENV = False
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
+    """A local Ray of 2 CPUs whose workers start from this environment (the run's own)."""
+    with local_ray(RayConfig(num_cpus=2)):
         yield
-    finally:
-        ray.shutdown()
-        ray_constants.RAY_ENABLE_UV_RUN_RUNTIME_ENV = previous
 
 
 def _batch() -> tuple[PackedBatch, PolicyUpdate]:

@@ -18,6 +18,7 @@ would make rollouts come from a model that is neither the old nor the new policy
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Protocol
 
 import torch
 from torch import Tensor, nn
@@ -139,14 +140,22 @@ class HFWeightReceiver:
         return self._index_maps[parent]
 
 
+class WeightReceiver(Protocol):
+    """Takes one weight stream tensor by tensor, then checks it was complete."""
+
+    def receive(self, name: str, tensor: Tensor) -> None: ...
+
+    def finish(self) -> int: ...
+
+
 class ChunkedStream:
     """One weight stream that arrives over several calls (a Ray worker gets it chunk by
     chunk): the receiver opens with the first chunk and is checked and dropped with the last,
     or dropped on any error, so the next stream starts clean."""
 
-    def __init__(self, open_receiver: Callable[[], HFWeightReceiver]) -> None:
+    def __init__(self, open_receiver: Callable[[], WeightReceiver]) -> None:
         self.open_receiver = open_receiver
-        self.receiver: HFWeightReceiver | None = None
+        self.receiver: WeightReceiver | None = None
 
     def receive(self, chunk: Sequence[tuple[str, Tensor]], last: bool) -> None:
         if self.receiver is None:

@@ -29,7 +29,7 @@ from torch import Tensor
 
 from qwenlong.core.backends.hf import quiet_progress_bars
 from qwenlong.core.config import ConfigModel
-from qwenlong.core.errors import BackendError, CheckpointError, first_line
+from qwenlong.core.errors import BackendError, first_line
 from qwenlong.core.hf_weights import HFWeightReceiver, export_hf_weights, load_hf_weights
 from qwenlong.rl.batch_checks import check_batch, check_per_token, check_trainable, check_update
 from qwenlong.rl.data_parallel import all_reduce_gradients
@@ -42,6 +42,7 @@ from qwenlong.rl.interfaces import (
 )
 from qwenlong.rl.losses import LossConfig, compute_loss
 from qwenlong.rl.micro_batches import MicroBatchPlanner, Plan
+from qwenlong.rl.optimizer_state import load_optimizer, save_optimizer
 from qwenlong.rl.padded_forward import accepts_logits_to_keep, pad_micro_batch, score_micro_batch
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -253,27 +254,12 @@ class TorchPolicy:
         return HFWeightReceiver(self.model, self.where)
 
     def save_optimizer_state(self, folder: str | Path) -> Path:
-        """Write this rank's AdamW state (moments, step counts) to `folder`."""
-        path = optimizer_file(folder, self.rank)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(_to_cpu(self.optimizer.state_dict()), path)
-        return path
+        """Write this rank's AdamW state to `folder` (qwenlong.rl.optimizer_state)."""
+        return save_optimizer(self.optimizer, folder, self.rank)
 
     def load_optimizer_state(self, folder: str | Path) -> None:
-        """Read this rank's AdamW state from `folder`. The config's hyper-parameters (lr,
-        betas, weight decay, eps) win over the file's, so the config stays the source of truth."""
-        path = optimizer_file(folder, self.rank)
-        if not path.is_file():
-            raise CheckpointError(f"{self.where}: no optimizer state at {path}")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            self.optimizer.load_state_dict(state)
-        except (ValueError, KeyError, TypeError, RuntimeError) as err:
-            raise CheckpointError(
-                f"{self.where}: cannot load optimizer state {path}: {first_line(err)}"
-            ) from None
-        for group in self.optimizer.param_groups:
-            group.update(self._optimizer_settings())
+        """Read this rank's AdamW state from `folder`; the config's settings win."""
+        load_optimizer(self.optimizer, folder, self.rank, self._optimizer_settings(), self.where)
 
     def save_pretrained(self, out_dir: str | Path) -> Path:
         """Write the model (safetensors, HF layout) and its tokenizer to `out_dir`, loadable by
@@ -351,11 +337,6 @@ class TorchPolicy:
         return norm
 
 
-def optimizer_file(folder: str | Path, rank: int) -> Path:
-    """Where rank `rank` keeps its optimizer state inside a checkpoint's optimizer folder."""
-    return Path(folder) / f"rank_{rank:05d}.pt"
-
-
 def _pick(values: Tensor | None, positions: Tensor, device: torch.device) -> Tensor | None:
     return None if values is None else values[positions].to(device, torch.float32)
 
@@ -383,14 +364,3 @@ def _load_model(path: Path, dtype: torch.dtype, device: torch.device) -> torch.n
         raise BackendError(
             f"torch policy: cannot load model from {path}: {first_line(err)}"
         ) from None
-
-
-def _to_cpu(value: Any) -> Any:
-    """Deep copy of nested dicts/lists/tuples with every tensor cloned to the CPU."""
-    if isinstance(value, Tensor):
-        return value.detach().to("cpu", copy=True)
-    if isinstance(value, dict):
-        return {key: _to_cpu(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(_to_cpu(item) for item in value)
-    return value

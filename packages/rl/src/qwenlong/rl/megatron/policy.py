@@ -11,7 +11,8 @@ are computed vocabulary-parallel: the logits never leave their tensor-parallel s
 The loss of every micro-batch is already divided by the global token count (qwenlong.rl.losses),
 so gradients are SUMMED over the data-parallel copies (dense layers over data x context
 parallel, experts over expert-data parallel) and the step is the same at every layout. The
-gradient norm counts each parameter once (`_counted`). On CPU the optimizer is plain float32
+gradient norm counts each shard once (`ParameterRole.counted`); each step logs the per-layer
+expert load (qwenlong.rl.megatron.expert_load). On CPU the optimizer is plain float32
 AdamW; a GPU run with bf16 would take Megatron's distributed optimizer (not built yet).
 
 Layouts this rank runs: tensor and expert (and expert-tensor) parallel, data parallel. Context
@@ -32,14 +33,16 @@ import torch.distributed as dist
 from torch import Tensor
 
 from qwenlong.core.errors import BackendError, CheckpointError, ConfigError, first_line
+from qwenlong.core.hf_weights import ChunkedStream
 from qwenlong.core.safetensors_io import write_sharded
 from qwenlong.rl.batch_checks import check_batch, check_trainable, check_update
 from qwenlong.rl.interfaces import PackedBatch, PolicyUpdate, RankLayout, StepStats, TokenStats
 from qwenlong.rl.losses import LossConfig, compute_loss
 from qwenlong.rl.megatron.config import MegatronPolicyConfig
+from qwenlong.rl.megatron.expert_load import ExpertLoad
 from qwenlong.rl.micro_batches import MicroBatchPlanner, Plan
+from qwenlong.rl.optimizer_state import load_optimizer, save_optimizer
 from qwenlong.rl.policy_group import PolicyGroup
-from qwenlong.rl.torch_policy import optimizer_file
 
 if TYPE_CHECKING:
     from qwenlong.rl.config import TrainConfig
@@ -64,7 +67,7 @@ class MegatronPolicyRank:
         self.rank, self.world_size, self.seed = rank, world_size, seed
         self.where = f"megatron policy rank {rank} ({model_path})"
         self.model: Any = None
-        self.receiver: Any = None
+        self.incoming = ChunkedStream(self._weight_receiver)
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -110,6 +113,7 @@ class MegatronPolicyRank:
             raise CheckpointError(f"{self.where}: {first_line(err)}") from None
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.roles = parameter_roles(self.model)
+        self.expert_load = ExpertLoad(self.model) if self.config.moe.log_expert_load else None
         self.optimizer = torch.optim.AdamW(self.params, **self._optimizer_settings())
         self.vocab_size = int(self.hf_config.vocab_size)
         self.tp_group = ps.get_tensor_model_parallel_group()
@@ -154,6 +158,8 @@ class MegatronPolicyRank:
         sequence_index = batch.sequence_index()
         self.model.train()
         total, extra = 0.0, {}
+        if self.expert_load is not None:
+            self.expert_load.start()
         for micro in micro_batches:
             positions, logprobs, _ = self._score(batch, micro, mask, self.config.temperature)
             if positions.numel() == 0:
@@ -175,6 +181,10 @@ class MegatronPolicyRank:
             for key, value in stats.items():
                 extra[key] = extra.get(key, 0.0) + value
         grad_norm = self._apply_gradients(extra)
+        if self.expert_load is not None:
+            parallel = self.config.parallel
+            duplicated = 1 if parallel.sequence_parallel else parallel.tensor
+            extra.update(self.expert_load.finish(duplicated, report=dist.get_rank() == 0))
         return StepStats(total, grad_norm, batch.num_tokens, int(mask.sum()), extra)
 
     def sft_step(self, batch: PackedBatch, global_tokens: int, micro_batches: Plan) -> StepStats:
@@ -203,20 +213,7 @@ class MegatronPolicyRank:
 
     def receive_weights(self, chunk: list[tuple[str, Tensor]], last: bool) -> None:
         """One chunk of an HF weight stream (whole tensors; each rank keeps its slices)."""
-        from qwenlong.rl.megatron.convert import MegatronWeightReceiver
-
-        if self.receiver is None:
-            self.receiver = MegatronWeightReceiver(self.model)
-        try:
-            for name, tensor in chunk:
-                self.receiver.receive(name, tensor)
-            if last:
-                self.receiver.finish()
-        except BaseException:
-            self.receiver = None
-            raise
-        if last:
-            self.receiver = None
+        self.incoming.receive(chunk, last)
 
     def save_pretrained(self, out_dir: str) -> None:
         """Every rank takes part in the export; rank 0 writes the HF folder."""
@@ -234,22 +231,17 @@ class MegatronPolicyRank:
         AutoTokenizer.from_pretrained(self.model_path).save_pretrained(out)
 
     def save_optimizer_state(self, folder: str) -> None:
-        path = optimizer_file(folder, self.rank)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(self.optimizer.state_dict(), path)
+        save_optimizer(self.optimizer, folder, self.rank)
 
     def load_optimizer_state(self, folder: str) -> None:
-        path = optimizer_file(folder, self.rank)
-        if not path.is_file():
-            raise CheckpointError(f"{self.where}: no optimizer state at {path}")
-        try:
-            self.optimizer.load_state_dict(torch.load(path, weights_only=True))
-        except (ValueError, KeyError, RuntimeError) as err:
-            raise CheckpointError(f"{self.where}: cannot load {path}: {first_line(err)}") from None
-        for group in self.optimizer.param_groups:
-            group.update(self._optimizer_settings())
+        load_optimizer(self.optimizer, folder, self.rank, self._optimizer_settings(), self.where)
 
     # --- internals ----------------------------------------------------------------------
+
+    def _weight_receiver(self) -> Any:
+        from qwenlong.rl.megatron.convert import MegatronWeightReceiver
+
+        return MegatronWeightReceiver(self.model)
 
     def _optimizer_settings(self) -> dict[str, Any]:
         c = self.config

@@ -1,0 +1,60 @@
+"""Per-layer expert load of a training step: how evenly the routers spread the tokens.
+
+A forward hook on every MoE layer's router adds up its routing map (tokens x experts, True where
+a token is sent) while a step runs. At the end the counts are summed over all ranks and divided
+by the number of ranks that routed the same tokens (tensor-parallel peers without sequence
+parallel each route every token), and each layer is summarised by its busiest and idlest
+expert's load relative to a perfectly even one (1.0): with the auxiliary loss off (the paper's
+RL loss) this is the only sign of routing collapse, which silently turns a MoE into a few
+experts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+
+class ExpertLoad:
+    """Counts routed tokens per layer and expert while `active`."""
+
+    def __init__(self, model: Any) -> None:
+        self.layers = [layer for layer in model.decoder.layers if hasattr(layer.mlp, "router")]
+        experts = self.layers[0].mlp.router.weight.shape[0] if self.layers else 0
+        self.counts = torch.zeros(len(self.layers), experts, dtype=torch.float64)
+        self.active = False
+        for index, layer in enumerate(self.layers):
+            layer.mlp.router.register_forward_hook(self._hook(index))
+
+    def _hook(self, index: int) -> Any:
+        def count(_module: Any, _inputs: Any, output: tuple[Tensor, Tensor]) -> None:
+            if self.active:
+                self.counts[index] += output[1].detach().sum(dim=0).double().cpu()
+
+        return count
+
+    def start(self) -> None:
+        self.counts.zero_()
+        self.active = True
+
+    def finish(self, duplicated_by: int, report: bool) -> dict[str, float]:
+        """{"moe_load_max/layer_L": ..., "moe_load_min/layer_L": ...} from this step's counts
+        over every rank (a collective: every rank calls it); `report` False gives zeros (the
+        caller sums one record per data-parallel share)."""
+        self.active = False
+        counts = self.counts.clone()
+        if dist.is_initialized() and dist.get_world_size() > 1:
+            dist.all_reduce(counts, op=dist.ReduceOp.SUM)
+        counts /= duplicated_by
+        figures: dict[str, float] = {}
+        for layer, row in zip(self.layers, counts, strict=True):
+            mean = float(row.mean())
+            name = layer.layer_number - 1
+            high = float(row.max()) / mean if mean > 0 else 0.0
+            low = float(row.min()) / mean if mean > 0 else 0.0
+            figures[f"moe_load_max/layer_{name}"] = high if report else 0.0
+            figures[f"moe_load_min/layer_{name}"] = low if report else 0.0
+        return figures
