@@ -256,6 +256,26 @@ class PolicyGroup:
         return self._actors
 
 
+def rendezvous_address() -> str:
+    """A tcp:// address on this node, with a port that was free a moment ago, where a policy's
+    ranks meet to form their process groups: the node's address under Ray (ranks may live on
+    several nodes), the loopback interface without it."""
+    import socket
+
+    host = "127.0.0.1"
+    try:
+        import ray
+
+        if ray.is_initialized():
+            host = ray.util.get_node_ip_address()
+    except ImportError:
+        pass
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port = int(sock.getsockname()[1])
+    return f"tcp://{host}:{port}"
+
+
 def _check_layouts(layouts: Sequence[RankLayout], name: str) -> int:
     """The data-parallel size, after checking the ranks agree on it and every share has
     exactly one reporting rank."""

@@ -10,7 +10,6 @@ rank 0 alone exports and saves them; each rank saves its own optimizer state.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,7 +22,7 @@ from qwenlong.core.errors import BackendError
 from qwenlong.core.hf_weights import ChunkedStream
 from qwenlong.rl.interfaces import PackedBatch, PolicyUpdate, RankLayout, StepStats, TokenStats
 from qwenlong.rl.micro_batches import MicroBatchPlanner, Plan
-from qwenlong.rl.policy_group import PolicyGroup
+from qwenlong.rl.policy_group import PolicyGroup, rendezvous_address
 from qwenlong.rl.torch_policy import TorchPolicy, TorchPolicyConfig, resolve_device
 
 if TYPE_CHECKING:
@@ -46,13 +45,8 @@ class TorchPolicyRank:
         self.incoming = ChunkedStream(lambda: self._policy().weight_receiver())
 
     def rendezvous_address(self) -> str:
-        """A tcp:// address on this node with a port that was free a moment ago (rank 0's)."""
-        import ray
-
-        with socket.socket() as sock:
-            sock.bind(("", 0))
-            port = int(sock.getsockname()[1])
-        return f"tcp://{ray.util.get_node_ip_address()}:{port}"
+        """Where the ranks meet (asked of rank 0)."""
+        return rendezvous_address()
 
     def setup(self, init_method: str | None) -> RankLayout:
         """Join the data-parallel group (when there are several ranks) and load the model."""

@@ -22,7 +22,6 @@ and pipeline parallel are refused at setup until their attention and schedule la
 from __future__ import annotations
 
 import math
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +41,7 @@ from qwenlong.rl.megatron.config import MegatronPolicyConfig
 from qwenlong.rl.megatron.expert_load import ExpertLoad
 from qwenlong.rl.micro_batches import MicroBatchPlanner, Plan
 from qwenlong.rl.optimizer_state import load_optimizer, save_optimizer
-from qwenlong.rl.policy_group import PolicyGroup
+from qwenlong.rl.policy_group import PolicyGroup, rendezvous_address
 
 if TYPE_CHECKING:
     from qwenlong.rl.config import TrainConfig
@@ -72,11 +71,8 @@ class MegatronPolicyRank:
     # --- lifecycle ----------------------------------------------------------------------
 
     def rendezvous_address(self) -> str:
-        """A tcp:// address on this node with a port that was free a moment ago (rank 0's)."""
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        return f"tcp://127.0.0.1:{port}"
+        """Where the ranks meet (asked of rank 0)."""
+        return rendezvous_address()
 
     def setup(self, init_method: str | None) -> RankLayout:
         """Join the process groups, build this rank's model part and load its HF slices."""

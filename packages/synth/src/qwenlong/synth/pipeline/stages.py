@@ -110,7 +110,11 @@ def generate_stage(
             mode = generator.mode
             write_samples(made, path)
             info = {"mode": mode, "samples": len(made), "stats": generator.stats.as_dict()}
-            info_path.write_text(json.dumps(info, indent=2, default=str) + "\n")
+            # Written aside and renamed: the info file marks the generator as done, so a kill
+            # must never leave it present but empty.
+            partial = info_path.with_suffix(".json.partial")
+            partial.write_text(json.dumps(info, indent=2, default=str) + "\n")
+            partial.replace(info_path)
             modes[name] = mode
         samples += made
     return samples, modes
