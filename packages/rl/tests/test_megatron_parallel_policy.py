@@ -1,7 +1,9 @@
 """The Megatron policy on two gloo ranks (Ray actors) takes the step of the torch policy on one:
 tensor parallel 2 with expert parallel 2 and sequence parallel (vocabulary-parallel log-probs
 and entropy, the all-to-all dispatcher), and expert parallel 2 over data parallel 2 with the
-all-gather dispatcher (a rank with fewer micro-batches still takes part in every dispatch)."""
+all-gather dispatcher (a rank with fewer micro-batches still takes part in every dispatch),
+and context parallel 2 (each rank runs two chunks of every packed row; keys and values are
+gathered by the CPU stand-in for Transformer Engine's attention)."""
 
 from __future__ import annotations
 
@@ -27,6 +29,10 @@ LR, EPS, T = 1e-3, 1e-3, 0.7
 LAYOUTS = {
     "tp2-ep2-sp-alltoall": {
         "parallel": {"tensor": 2, "expert": 2, "expert_tensor": 1, "sequence_parallel": True},
+        "moe": {"token_dispatcher": "alltoall"},
+    },
+    "cp2": {
+        "parallel": {"context": 2},
         "moe": {"token_dispatcher": "alltoall"},
     },
     "ep2-dp2-allgather": {

@@ -81,3 +81,36 @@ class _AllGatherTokens(torch.autograd.Function):
         dist.all_reduce(total, op=dist.ReduceOp.SUM, group=ctx.group)
         start = dist.get_rank(ctx.group) * ctx.rows
         return total[start : start + ctx.rows], None
+
+
+def gather_tokens(local: Tensor, group: dist.ProcessGroup | None) -> Tensor:
+    """Every rank's `local` (equal sizes) concatenated along dim 0 in rank order; the gradient
+    of this rank's slice is summed over ranks (qwenlong's stand-in for TE's CP exchange)."""
+    return _AllGatherTokens.apply(local, group)
+
+
+def context_parallel_core_attention() -> type:
+    """Megatron's local `DotProductAttention` with keys and values gathered over the
+    context-parallel group first: a test-only (CPU) stand-in for Transformer Engine's
+    context-parallel attention. The caller's `attention_mask` is [1, 1, local queries, all
+    keys in gathered order] (True = blocked), so the causal and sequence structure of the
+    load-balanced chunks is the mask's, not the module's."""
+    import dataclasses
+
+    from megatron.core import parallel_state
+    from megatron.core.transformer.dot_product_attention import DotProductAttention
+
+    class ContextParallelDotProductAttention(DotProductAttention):
+        def __init__(self, config: Any, *args: Any, **kwargs: Any) -> None:
+            # Upstream refuses CP (only TE's attention exchanges keys); this one gathers them.
+            local = dataclasses.replace(config, context_parallel_size=1)
+            super().__init__(local, *args, **kwargs)
+            self.config = config
+            self.cp_group = parallel_state.get_context_parallel_group()
+
+        def forward(self, query: Tensor, key: Tensor, value: Tensor, *args: Any, **kw: Any):
+            key = gather_tokens(key, self.cp_group)
+            value = gather_tokens(value, self.cp_group)
+            return super().forward(query, key, value, *args, **kw)
+
+    return ContextParallelDotProductAttention

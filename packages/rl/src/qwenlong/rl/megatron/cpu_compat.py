@@ -78,6 +78,16 @@ def _dtoh_and_synchronize(
     return tokens_per_expert
 
 
+def _pos_emb_on_this_cp_rank(pos_emb: torch.Tensor, seq_dim: int, cp_group: Any) -> torch.Tensor:
+    # Upstream's selection (rope_utils): rank r keeps chunks r and 2CP-1-r of 2CP; built on CPU.
+    cp_size, cp_rank = cp_group.size(), cp_group.rank()
+    index = torch.tensor([cp_rank, 2 * cp_size - cp_rank - 1])
+    shape = pos_emb.shape
+    chunks = pos_emb.view(*shape[:seq_dim], 2 * cp_size, -1, *shape[seq_dim + 1 :])
+    chosen = chunks.index_select(seq_dim, index)
+    return chosen.view(*shape[:seq_dim], -1, *shape[seq_dim + 1 :])
+
+
 def _norm_new(original: Any) -> Callable[..., torch.nn.Module]:
     def new(cls: type, config: Any, hidden_size: int, eps: float = 1e-5, **kwargs: Any) -> Any:
         """Upstream refuses sequence parallel outright; the norm itself is per token, so it only
@@ -153,6 +163,13 @@ PATCHES: list[Patch] = [
         "torch.mm (and a TE GEMM would need CUDA anyway).",
         lambda _: None,
         reader="megatron.core.transformer.moe.moe_utils.RouterGatingLinearFunction.forward",
+    ),
+    Patch(
+        "megatron.core.models.common.embeddings.rotary_pos_embedding",
+        "get_pos_emb_on_this_cp_rank",
+        "Under context parallel, each rank's RoPE slice is chosen with pinned memory and "
+        "`.cuda()`.",
+        lambda _: _pos_emb_on_this_cp_rank,
     ),
     Patch(
         "megatron.core.transformer.torch_norm.WrappedTorchNorm",

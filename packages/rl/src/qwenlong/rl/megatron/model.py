@@ -110,6 +110,13 @@ def build_model(hf_config: Any, config: MegatronPolicyConfig) -> GPTModel:
         qk_layernorm=True,
         normalization="RMSNorm",
     )
+    if config.parallel.context > 1:
+        # Megatron's local attention refuses CP (only Transformer Engine's exchanges keys and
+        # values); on CPU a stand-in gathers them over the CP group (qwenlong.rl.megatron.cp_attention).
+        from qwenlong.rl.megatron.cp_attention import context_parallel_core_attention
+
+        attention = spec.submodules.self_attention.submodules
+        attention.core_attention = context_parallel_core_attention()
     model = GPTModel(
         config=tc,
         transformer_layer_spec=spec,

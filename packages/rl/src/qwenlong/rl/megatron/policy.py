@@ -15,8 +15,11 @@ gradient norm counts each shard once (`ParameterRole.counted`); each step logs t
 expert load (qwenlong.rl.megatron.expert_load). On CPU the optimizer is plain float32
 AdamW; a GPU run with bf16 would take Megatron's distributed optimizer (not built yet).
 
-Layouts this rank runs: tensor and expert (and expert-tensor) parallel, data parallel. Context
-and pipeline parallel are refused at setup until their attention and schedule land.
+Layouts this rank runs: tensor, expert (and expert-tensor), context and data parallel. Under
+context parallel each rank runs its two chunks of the packed row (qwenlong.rl.megatron.row)
+with a key-gathering attention (on CPU; Transformer Engine's on GPU), scores the tokens its
+chunks predict, and the loss figures are summed over the CP group. Pipeline parallel is refused
+at setup until its schedule lands.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from qwenlong.rl.interfaces import PackedBatch, PolicyUpdate, RankLayout, StepSt
 from qwenlong.rl.losses import LossConfig, compute_loss
 from qwenlong.rl.megatron.config import MegatronPolicyConfig
 from qwenlong.rl.megatron.expert_load import ExpertLoad
+from qwenlong.rl.megatron.row import build_row
 from qwenlong.rl.micro_batches import MicroBatchPlanner, Plan
 from qwenlong.rl.optimizer_state import load_optimizer, save_optimizer
 from qwenlong.rl.policy_group import PolicyGroup, rendezvous_address
@@ -83,10 +87,10 @@ class MegatronPolicyRank:
         from qwenlong.rl.megatron.model import build_model, init_parallel
 
         parallel = self.config.parallel
-        if parallel.context > 1 or parallel.pipeline > 1:
+        if parallel.pipeline > 1:
             raise ConfigError(
-                "policy.megatron.parallel: context and pipeline parallel are not run by the "
-                "policy yet (tensor, expert and data parallel are)"
+                "policy.megatron.parallel: pipeline parallel is not run by the policy yet "
+                "(tensor, expert, context and data parallel are)"
             )
         if self.config.torch_threads is not None:
             torch.set_num_threads(self.config.torch_threads)
@@ -116,7 +120,10 @@ class MegatronPolicyRank:
         self.vocab_start = ps.get_tensor_model_parallel_rank() * (
             self.vocab_size // ps.get_tensor_model_parallel_world_size()
         )
-        reports = ps.get_tensor_model_parallel_rank() == 0
+        self.cp_group = ps.get_context_parallel_group()
+        self.cp_size = dist.get_world_size(self.cp_group)
+        self.cp_rank = dist.get_rank(self.cp_group)
+        reports = ps.get_tensor_model_parallel_rank() == 0 and self.cp_rank == 0
         return RankLayout(ps.get_data_parallel_rank(), ps.get_data_parallel_world_size(), reports)
 
     def close(self) -> None:
@@ -139,11 +146,10 @@ class MegatronPolicyRank:
         entropy = torch.zeros(batch.num_tokens, dtype=torch.float32)
         wanted = None if mask is None else mask.bool()
         for micro in micro_batches:
-            positions, values, entropies = self._score(
-                batch, micro, wanted, self.config.temperature
-            )
-            logprobs[positions] = values.float().cpu()
-            entropy[positions] = entropies.float().cpu()
+            scored = self._score(batch, micro, wanted, self.config.temperature)
+            for positions, values, entropies in self._across_context(scored):
+                logprobs[positions] = values.float().cpu()
+                entropy[positions] = entropies.float().cpu()
         return TokenStats(logprobs=logprobs, entropy=entropy)
 
     def train_step(
@@ -176,6 +182,7 @@ class MegatronPolicyRank:
             total += float(loss.detach())
             for key, value in stats.items():
                 extra[key] = extra.get(key, 0.0) + value
+        total, extra = self._sum_over_context(total, extra)
         grad_norm = self._apply_gradients(extra)
         if self.expert_load is not None:
             parallel = self.config.parallel
@@ -194,7 +201,7 @@ class MegatronPolicyRank:
             loss = -logprobs.sum() / max(global_tokens, 1)
             loss.backward()
             total += float(loss.detach())
-        extra: dict[str, float] = {}
+        total, extra = self._sum_over_context(total, {})
         grad_norm = self._apply_gradients(extra)
         return StepStats(total, grad_norm, batch.num_tokens, int(mask.sum()), extra)
 
@@ -252,20 +259,19 @@ class MegatronPolicyRank:
         from qwenlong.rl.megatron.vocab_parallel import vocab_parallel_logprobs_and_entropy
 
         sub = batch.select(micro) if micro else PackedBatch.from_sequences([[0]], [[]])
-        starts = sub.cu_seqlens[:-1]
-        ids, position_ids, attention_mask = packed_row(sub, self._row_length(sub.num_tokens))
-        logits = self.model(
-            input_ids=ids, position_ids=position_ids, attention_mask=attention_mask
-        )[0]
+        row = build_row(sub, self._row_length(sub.num_tokens), self.cp_size, self.cp_rank)
+        logits = self.model(input_ids=row.ids, position_ids=row.positions, attention_mask=row.mask)[
+            0
+        ]
         offsets = batch.token_positions(micro) if micro else torch.zeros(1, dtype=torch.long)
-        predicted = torch.ones(sub.num_tokens, dtype=torch.bool)
-        predicted[starts] = False
+        predicts = row.predicts.clone()
         if wanted is not None and micro:
-            predicted &= wanted[offsets]
-        targets_at = predicted.nonzero().squeeze(1)
+            chosen = predicts.nonzero().squeeze(1)
+            predicts[chosen] = wanted[offsets[row.local[chosen] + 1]]
+        at = predicts.nonzero().squeeze(1)
         logprobs, entropy = vocab_parallel_logprobs_and_entropy(
-            logits[targets_at - 1],
-            sub.input_ids[targets_at],
+            logits[at],
+            row.targets[at],
             temperature,
             self.tp_group,
             self.vocab_start,
@@ -273,7 +279,7 @@ class MegatronPolicyRank:
         )
         if not micro:
             return torch.zeros(0, dtype=torch.long), logits.sum() * 0.0, logits.sum() * 0.0
-        return offsets[targets_at], logprobs, entropy
+        return offsets[row.local[at] + 1], logprobs, entropy
 
     def _reduce_tensor_parallel_duplicates(self) -> None:
         """Megatron's `finalize_model_grads` rule for parameters replicated over tensor
@@ -289,15 +295,38 @@ class MegatronPolicyRank:
             if op is not None and not role.expert:
                 dist.all_reduce(role.param.grad, op=op, group=group)
 
+    def _across_context(self, scored: tuple[Tensor, Tensor, Tensor]) -> list[tuple]:
+        """Every context-parallel rank's (positions, log-probs, entropy) of a micro-batch:
+        each rank scores the tokens its chunks predict."""
+        if self.cp_size == 1:
+            return [scored]
+        parts: list = [None] * self.cp_size
+        dist.all_gather_object(parts, tuple(t.detach().cpu() for t in scored), self.cp_group)
+        return parts
+
+    def _sum_over_context(
+        self, total: float, extra: dict[str, float]
+    ) -> tuple[float, dict[str, float]]:
+        """The step's loss and loss figures over the context-parallel ranks (each one's is the
+        contribution of its own tokens, already divided by the global count)."""
+        if self.cp_size == 1:
+            return total, extra
+        keys = sorted(extra)
+        values = torch.tensor([total, *(extra[k] for k in keys)], dtype=torch.float64)
+        dist.all_reduce(values, op=dist.ReduceOp.SUM, group=self.cp_group)
+        return float(values[0]), {k: float(v) for k, v in zip(keys, values[1:], strict=True)}
+
     def _row_length(self, tokens: int) -> int:
         """The packed row's length: its own, or with the all-gather dispatcher and expert
         parallel, the longest of all ranks' (that dispatcher gathers equal-sized token blocks
-        from the expert-parallel ranks; all-to-all exchanges the sizes and needs no padding)."""
-        if self.config.moe.token_dispatcher != "allgather" or self.config.parallel.expert == 1:
-            return tokens
-        longest = torch.tensor([tokens])
-        dist.all_reduce(longest, op=dist.ReduceOp.MAX)
-        return int(longest)
+        from the expert-parallel ranks; all-to-all exchanges the sizes and needs no padding);
+        under context parallel rounded up to a multiple of 2 x CP (its chunks)."""
+        if self.config.moe.token_dispatcher == "allgather" and self.config.parallel.expert > 1:
+            longest = torch.tensor([tokens])
+            dist.all_reduce(longest, op=dist.ReduceOp.MAX)
+            tokens = int(longest)
+        chunks = 2 * self.cp_size if self.cp_size > 1 else 1
+        return -(-tokens // chunks) * chunks
 
     def _apply_gradients(self, extra: dict[str, float]) -> float:
         """Sum gradients over the data-parallel copies, clip by the global norm, step."""
@@ -345,22 +374,6 @@ def _tp_reduction(name: str, param: Tensor, sequence_parallel: bool) -> Any:
     if "q_layernorm" in name or "k_layernorm" in name:
         return dist.ReduceOp.SUM
     return None
-
-
-def packed_row(batch: PackedBatch, length: int) -> tuple[Tensor, Tensor, Tensor]:
-    """(input ids [1, L], position ids [1, L], attention mask [1, 1, L, L]) of `batch`'s
-    sequences back to back in one row of `length` tokens: each sequence's positions start at 0
-    and its tokens attend only to earlier tokens of the same sequence (the mask is True where
-    attention is blocked, Megatron's convention). Padding past the batch forms a sequence of its
-    own, so it changes nothing the real tokens compute."""
-    pad = length - batch.num_tokens
-    ids = torch.cat([batch.input_ids, torch.zeros(pad, dtype=torch.long)])
-    seq = torch.cat([batch.sequence_index(), torch.full((pad,), batch.num_sequences)])
-    starts = torch.cat([batch.cu_seqlens[:-1], torch.tensor([batch.num_tokens])])
-    positions = torch.arange(length) - starts[seq]
-    causal = torch.ones(length, length, dtype=torch.bool).tril()
-    blocked = ~((seq[:, None] == seq[None, :]) & causal)
-    return ids.view(1, -1), positions.view(1, -1), blocked[None, None]
 
 
 @dataclass(frozen=True)
