@@ -21,12 +21,11 @@ from qwenlong.core.rundir import read_metrics
 from qwenlong.memagent.chunking import iter_chunks
 from qwenlong.memagent.interfaces import AgentResult
 from qwenlong.rl.advantages import AdvantageConfig, compute_advantages
-from qwenlong.rl.config import RolloutConfig, TrainConfig
+from qwenlong.rl.config import ROLLOUTS, RolloutConfig, TrainConfig
 from qwenlong.rl.prompting import ChatEncoder, PromptBuilder
 from qwenlong.rl.rewards import RewardConfig, RewardFn
 from qwenlong.rl.rollout.batch import RolloutBatch
 from qwenlong.rl.rollout.memagent import EngineChatModel, MemAgentRollout, StepCollector
-from qwenlong.rl.rollout.registry import ROLLOUTS
 from qwenlong.rl.trainer import train
 
 CHUNK = 16

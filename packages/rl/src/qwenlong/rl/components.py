@@ -2,7 +2,7 @@
 
 The controller sees a `Policy`, a `RolloutEngine` and a `RewardCall` and never which backend
 or process runs them: `policy.backend` and `rollout.backend` name entries of the backend
-registries (qwenlong.rl.backends), each of which starts its workers as Ray actors or, with
+registries (qwenlong.rl.config), each of which starts its workers as Ray actors or, with
 `ray.enabled: false`, in this process (the fast path for tests and for debugging with a plain
 stack trace).
 
@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qwenlong.core.errors import ConfigError
-from qwenlong.rl.backends import POLICY_BACKENDS, ROLLOUT_BACKENDS
-from qwenlong.rl.config import TrainConfig
+from qwenlong.rl.config import POLICY_BACKENDS, ROLLOUT_BACKENDS, TrainConfig
 from qwenlong.rl.interfaces import Policy, RewardCall, RolloutEngine
 from qwenlong.rl.reward_worker import start_reward
 

@@ -14,24 +14,50 @@ on-policy ratio is not 1) and the loss (`loss`). Setting them under `policy.torc
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pydantic import Field, field_validator, model_validator
 
 from qwenlong.core.backends.config import BackendConfig, HFBackendConfig
 from qwenlong.core.config import ConfigModel
+from qwenlong.core.registry import Registry
 from qwenlong.core.rundir import LoggingConfig
 from qwenlong.memagent.config import MemAgentConfig
 from qwenlong.rl.advantages import AdvantageConfig
 from qwenlong.rl.aepo import AepoConfig
-from qwenlong.rl.backends import POLICY_BACKENDS, ROLLOUT_BACKENDS
+from qwenlong.rl.interfaces import Policy, Rollout, RolloutEngine
 from qwenlong.rl.losses import LossConfig
 from qwenlong.rl.masks import NegativeClipConfig
 from qwenlong.rl.megatron.config import MegatronPolicyConfig
+from qwenlong.rl.prompting import PromptBuilder
 from qwenlong.rl.rewards import RewardConfig
-from qwenlong.rl.rollout.registry import ROLLOUTS
 from qwenlong.rl.sampler import SamplerConfig
 from qwenlong.rl.stages import StageConfig
 from qwenlong.rl.torch_policy import TorchPolicyConfig
 from qwenlong.rl.weight_sync import WeightSyncConfig
+
+# The choices `policy.backend`, `rollout.backend` and `rollout.kind` name, registered lazily
+# ("module:function") beside the config that checks them, so checking a name imports neither
+# torch distributed, Ray, Megatron nor vLLM. A test or an extension adds its own with `add`.
+
+PolicyFactory = Callable[["TrainConfig", str, "float | None"], Policy]
+"""(run config, model directory as the workers see it, learning rate or None for the
+config's) -> the started policy."""
+POLICY_BACKENDS: Registry[PolicyFactory] = Registry("policy backend")
+POLICY_BACKENDS.add_lazy("torch", "qwenlong.rl.torch_rank:start_torch_policy")
+POLICY_BACKENDS.add_lazy("megatron", "qwenlong.rl.megatron.policy:start_megatron_policy")
+
+EngineFactory = Callable[["TrainConfig", str], RolloutEngine]
+"""(run config, model directory as the workers see it) -> the started rollout engines."""
+ROLLOUT_BACKENDS: Registry[EngineFactory] = Registry("rollout backend")
+ROLLOUT_BACKENDS.add_lazy("hf", "qwenlong.rl.rollout.hf_group:start_hf_engines")
+
+RolloutFactory = Callable[["RolloutConfig", RolloutEngine, PromptBuilder], Rollout]
+"""(rollout config, engine, prompt builder) -> the bound rollout kind
+(qwenlong.rl.rollout.registry.make_rollout)."""
+ROLLOUTS: Registry[RolloutFactory] = Registry("rollout kind")
+ROLLOUTS.add_lazy("single_pass", "qwenlong.rl.rollout.single_pass:SinglePassRollout")
+ROLLOUTS.add_lazy("memagent", "qwenlong.rl.rollout.memagent:MemAgentRollout")
 
 
 class DataConfig(ConfigModel):
@@ -50,12 +76,12 @@ class RolloutConfig(ConfigModel):
     """How responses are generated."""
 
     kind: str = "single_pass"
-    """A rollout kind (qwenlong.rl.rollout.registry). single_pass: one prompt with the
+    """A rollout kind (`ROLLOUTS` above). single_pass: one prompt with the
     (middle-truncated) document, one response. memagent: the memory agent reads the document
     chunk by chunk; each memory update and the final answer is a training sequence carrying
     its trajectory's advantage (RECIPE.md section 3, qwenlong.rl.rollout.memagent)."""
     backend: str = "hf"
-    """The engines that generate (qwenlong.rl.backends): hf (transformers, CPU or GPU; the
+    """The engines that generate (`POLICY_BACKENDS` / `ROLLOUT_BACKENDS` above): hf (transformers, CPU or GPU; the
     paper's runs use vLLM, a later backend)."""
     memagent: MemAgentConfig = MemAgentConfig()
     """Chunk and memory budgets, update-step sampling and parsing of the memory agent, used
@@ -97,7 +123,7 @@ class PolicyConfig(ConfigModel):
     """The model being trained."""
 
     backend: str = "torch"
-    """The code that trains it (qwenlong.rl.backends): torch (an HF model in data parallel,
+    """The code that trains it (`POLICY_BACKENDS` / `ROLLOUT_BACKENDS` above): torch (an HF model in data parallel,
     CPU or GPU) or megatron (Megatron-Core: expert, tensor and data parallel, for the
     paper-scale runs; settings under `megatron`)."""
     num_workers: int = Field(default=1, ge=1)

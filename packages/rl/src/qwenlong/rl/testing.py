@@ -25,8 +25,7 @@ from qwenlong.core.errors import BackendError
 from qwenlong.core.interfaces import SamplingParams
 from qwenlong.core.records import Completion, Conversation
 from qwenlong.core.safetensors_io import write_sharded
-from qwenlong.rl.backends import POLICY_BACKENDS, ROLLOUT_BACKENDS
-from qwenlong.rl.config import TrainConfig
+from qwenlong.rl.config import POLICY_BACKENDS, ROLLOUT_BACKENDS, TrainConfig
 from qwenlong.rl.interfaces import PackedBatch, PolicyUpdate, StepStats, TokenStats, WeightStream
 from qwenlong.rl.losses import compute_loss
 

@@ -5,7 +5,7 @@ the data-parallel group (gloo on CPU, NCCL on GPU), loads the model, and runs th
 the group planned. Every rank holds the whole model and the same weights after every step, so
 rank 0 alone exports and saves them; each rank saves its own optimizer state.
 
-`start_torch_policy` is the `torch` entry of the policy-backend registry (qwenlong.rl.backends).
+`start_torch_policy` is the `torch` entry of the policy-backend registry (qwenlong.rl.config).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from qwenlong.core.errors import DatasetError
 from qwenlong.core.records import Completion, TaskSample
-from qwenlong.rl.interfaces import PackedBatch
+from qwenlong.rl.batches import PackedBatch
 
 
 @dataclass(frozen=True)
