@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from transformers import LlamaConfig, Qwen3Config, Qwen3MoeConfig
 
-from qwenlong.rl.megatron.config import MoEConfig, ParallelConfig
+from qwenlong.rl.megatron.config import MegatronPolicyConfig, MoEConfig, ParallelConfig
 from qwenlong.rl.megatron.model_config import transformer_config
 
 
@@ -128,3 +128,30 @@ def test_routing_matches_hf(norm_topk_prob: bool) -> None:
 def test_refuses_what_megatron_would_get_wrong(hf_config: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         transformer_config(hf_config, ParallelConfig(), MoEConfig(), "float32", "none")
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"dtype": "bfloat16"},
+        {"distributed_optimizer": True},
+        {"layers": "transformer_engine"},
+    ],
+)
+def test_gpu_only_settings_are_refused_on_cpu(setting: dict) -> None:
+    """bf16, the distributed optimizer and TE layers need CUDA: one line naming the setting."""
+    with pytest.raises(ValueError, match="needs device: cuda"):
+        MegatronPolicyConfig(**setting)
+    MegatronPolicyConfig(device="cuda", **setting)
+
+
+def test_the_optimizer_and_row_format_follow_the_config() -> None:
+    from qwenlong.rl.megatron.model import LAYER_SPECS
+    from qwenlong.rl.megatron.optimizer import OPTIMIZERS, optimizer_name
+    from qwenlong.rl.megatron.row_formats import ROW_FORMATS
+
+    assert optimizer_name(MegatronPolicyConfig()) == "local"
+    gpu = MegatronPolicyConfig(device="cuda", dtype="bfloat16", distributed_optimizer=True)
+    assert optimizer_name(gpu) == "distributed"
+    assert OPTIMIZERS.get("distributed").__name__ == "DistributedAdam"
+    assert set(ROW_FORMATS) == set(LAYER_SPECS.names()) == {"local", "transformer_engine"}

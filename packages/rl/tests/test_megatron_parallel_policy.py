@@ -1,9 +1,14 @@
-"""The Megatron policy on two gloo ranks (Ray actors) takes the step of the torch policy on one:
+"""The Megatron policy on gloo ranks (Ray actors) takes the step of the torch policy on one.
+
+Two ranks, every run:
 tensor parallel 2 with expert parallel 2 and sequence parallel (vocabulary-parallel log-probs
 and entropy, the all-to-all dispatcher), and expert parallel 2 over data parallel 2 with the
 all-gather dispatcher (a rank with fewer micro-batches still takes part in every dispatch),
-and context parallel 2 (each rank runs two chunks of every packed row; keys and values are
-gathered by the CPU stand-in for Transformer Engine's attention)."""
+context parallel 2 (each rank runs two chunks of every packed row; keys and values are
+gathered by the CPU stand-in for Transformer Engine's attention), and pipeline parallel 2 (one
+layer per stage, activations and their gradients sent between the stages in the 1F1B order).
+Four ranks (slow): context or pipeline parallel 2, each with tensor parallel 2, sequence
+parallel and expert parallel 2."""
 
 from __future__ import annotations
 
@@ -35,6 +40,10 @@ LAYOUTS = {
         "parallel": {"context": 2},
         "moe": {"token_dispatcher": "alltoall"},
     },
+    "pp2": {
+        "parallel": {"pipeline": 2},
+        "moe": {"token_dispatcher": "alltoall"},
+    },
     "ep2-dp2-allgather": {
         "parallel": {"expert": 2},
         "moe": {"token_dispatcher": "allgather"},
@@ -42,10 +51,25 @@ LAYOUTS = {
 }
 
 
+FOUR_RANK_LAYOUTS = {
+    "cp2-tp2-ep2-sp": {
+        "parallel": {
+            "context": 2, "tensor": 2, "expert": 2, "expert_tensor": 1, "sequence_parallel": True
+        },
+    },
+    "pp2-tp2-ep2-sp": {
+        "parallel": {
+            "pipeline": 2, "tensor": 2, "expert": 2, "expert_tensor": 1, "sequence_parallel": True
+        },
+    },
+}  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def ray_session() -> Iterator[None]:
-    """A local Ray of 2 CPUs whose workers start from this environment (the run's own)."""
-    with local_ray(RayConfig(num_cpus=2)):
+    """A local Ray of 4 logical CPUs (one per rank of the largest layout) whose workers start
+    from this environment (the run's own)."""
+    with local_ray(RayConfig(num_cpus=4)):
         yield
 
 
@@ -61,11 +85,13 @@ def _batch() -> tuple[PackedBatch, PolicyUpdate]:
     return batch, PolicyUpdate(advantages, mask, None, None, int(mask.sum()))
 
 
-def _group(model: Path, layout: dict[str, Any]) -> PolicyGroup:
+def _group(model: Path, layout: dict[str, Any], world: int = 2) -> PolicyGroup:
     config = MegatronPolicyConfig(
         lr=LR, eps=EPS, temperature=T, micro_batch_tokens=24, torch_threads=1, **layout
     )
-    ranks = [(MegatronPolicyRank, (str(model), config, LossConfig(), r, 2)) for r in range(2)]
+    ranks = [
+        (MegatronPolicyRank, (str(model), config, LossConfig(), r, world)) for r in range(world)
+    ]
     planner = MicroBatchPlanner(24, None, packed=True)
     return PolicyGroup(ranks, planner, name="megatron policy")
 
@@ -74,10 +100,24 @@ def _group(model: Path, layout: dict[str, Any]) -> PolicyGroup:
 def test_two_ranks_take_the_step_of_the_torch_policy(
     ray_session: None, tiny_model_dir: Path, name: str
 ) -> None:
+    _check_step(tiny_model_dir, LAYOUTS[name], world=2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(FOUR_RANK_LAYOUTS))
+def test_four_ranks_combine_context_or_pipeline_with_tensor_and_expert_parallel(
+    ray_session: None, tiny_model_dir: Path, name: str
+) -> None:
+    _check_step(tiny_model_dir, FOUR_RANK_LAYOUTS[name], world=4)
+
+
+def _check_step(model: Path, layout: dict[str, Any], world: int) -> None:
+    """Log-probs, entropy, loss, gradient norm, expert load and the trained weights of `world`
+    Megatron ranks in `layout` against the torch policy on one process."""
     torch.set_num_threads(1)
     batch, update = _batch()
-    reference = TorchPolicy(tiny_model_dir, TorchPolicyConfig(lr=LR, eps=EPS, temperature=T))
-    group = _group(tiny_model_dir, LAYOUTS[name])
+    reference = TorchPolicy(model, TorchPolicyConfig(lr=LR, eps=EPS, temperature=T))
+    group = _group(model, layout, world)
     try:
         got, want = group.forward_logprobs(batch), reference.forward_logprobs(batch)
         torch.testing.assert_close(got.logprobs, want.logprobs, atol=1e-5, rtol=1e-5)
@@ -85,7 +125,12 @@ def test_two_ranks_take_the_step_of_the_torch_policy(
         one, two = group.train_step(batch, update), reference.train_step(batch, update)
         assert one.loss == pytest.approx(two.loss, abs=1e-6)
         assert one.grad_norm == pytest.approx(two.grad_norm, rel=1e-4)
-        assert one.extra["moe_load_max/layer_0"] >= 1.0 >= one.extra["moe_load_min/layer_0"]
+        for layer in (0, 1):  # under PP2 each on its own stage
+            high, low = (
+                one.extra[f"moe_load_max/layer_{layer}"],
+                one.extra[f"moe_load_min/layer_{layer}"],
+            )
+            assert high >= 1.0 >= low
         trained = dict(group.export_weights())
         for tensor_name, tensor in reference.export_weights():
             torch.testing.assert_close(trained[tensor_name], tensor, atol=1e-5, rtol=0)

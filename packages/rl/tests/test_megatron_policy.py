@@ -20,12 +20,16 @@ from qwenlong.rl.torch_policy import TorchPolicy, TorchPolicyConfig
 LR, EPS, T = 1e-3, 1e-3, 0.7
 
 
-def _batch() -> tuple[PackedBatch, PolicyUpdate]:
+def _sequences() -> tuple[list[list[int]], list[list[int]]]:
     generator = torch.Generator().manual_seed(5)
     lengths = [(6, 5), (3, 9), (10, 2), (4, 4)]
     prompts = [torch.randint(5, 2000, (p,), generator=generator).tolist() for p, _ in lengths]
     responses = [torch.randint(5, 2000, (r,), generator=generator).tolist() for _, r in lengths]
-    batch = PackedBatch.from_sequences(prompts, responses)
+    return prompts, responses
+
+
+def _batch() -> tuple[PackedBatch, PolicyUpdate]:
+    batch = PackedBatch.from_sequences(*_sequences())
     advantages = torch.tensor([1.0, -0.5, 0.25, -1.0])[batch.sequence_index()] * batch.loss_mask
     mask = batch.loss_mask.clone()
     return batch, PolicyUpdate(advantages, mask, None, None, int(mask.sum()))
@@ -97,7 +101,32 @@ def test_weights_and_optimizer_state_round_trip(
     for name, tensor in reloaded.export_weights():
         assert torch.equal(tensor, trained[name]), name
     megatron.load_optimizer_state(str(tmp_path / "optimizer"))
-    assert int(megatron.optimizer.state_dict()["state"][0]["step"]) == 1
+    assert int(megatron.optimizer.optimizer.state_dict()["state"][0]["step"]) == 1
+
+
+def test_router_aux_loss_is_a_mean_over_micro_batches(tiny_model_dir: Path) -> None:
+    """With the RL loss flat (zero advantages) only the load-balancing loss moves the weights:
+    the same four sequences once in one micro-batch, or twice over two, give the same gradient,
+    as under Megatron's schedules (a sum over micro-batches would double it)."""
+    torch.set_num_threads(1)
+    config = MegatronPolicyConfig(
+        lr=1e-12, micro_batch_tokens=4096, moe={"aux_loss_coeff": 0.5, "log_expert_load": False}
+    )
+    rank = MegatronPolicyRank(str(tiny_model_dir), config, LossConfig(), 0, 1)
+    rank.setup(None)
+    try:
+        norms = []
+        for copies in (1, 2):
+            prompts, responses = _sequences()
+            batch = PackedBatch.from_sequences(prompts * copies, responses * copies)
+            mask = batch.loss_mask.clone()
+            flat = PolicyUpdate(torch.zeros(batch.num_tokens), mask, None, None, int(mask.sum()))
+            plan = [list(range(4 * c, 4 * c + 4)) for c in range(copies)]
+            norms.append(rank.train_step(batch, flat, batch.num_sequences, plan).grad_norm)
+        assert norms[0] > 0
+        assert norms[1] == pytest.approx(norms[0], rel=1e-4)
+    finally:
+        rank.close()
 
 
 def test_the_trainer_runs_and_resumes_on_the_megatron_backend(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from qwenlong.rl.megatron.weight_layout import Dims, Part, global_names, layout
+from qwenlong.rl.megatron.weight_layout import Dims, Part, global_names, layout, local_spec_name
 
 DIMS = Dims(
     layers=2,
@@ -71,3 +71,28 @@ def test_global_names_cover_each_layer_once() -> None:
     assert len(names) == len(set(names)) == 1 + 2 * (7 + 4 * 2) + 2
     dense = global_names(Dims(**{**DIMS.__dict__, "experts": 0, "tied": True}))
     assert "decoder.layers.1.mlp.linear_fc2.weight" in dense and "output_layer.weight" not in dense
+
+
+def test_transformer_engine_names_map_to_the_local_specs() -> None:
+    """TE's fused norms and grouped experts land on the same HF tensors as the local spec's."""
+    spelled = {
+        "self_attention.linear_qkv.layer_norm_weight": "input_layernorm.weight",
+        "mlp.linear_fc1.layer_norm_weight": "pre_mlp_layernorm.weight",
+        "mlp.experts.linear_fc1.weight3": "mlp.experts.local_experts.3.linear_fc1.weight",
+        "mlp.experts.linear_fc2.weight12": "mlp.experts.local_experts.12.linear_fc2.weight",
+        # the same under both specs
+        "self_attention.linear_qkv.weight": "self_attention.linear_qkv.weight",
+        "pre_mlp_layernorm.weight": "pre_mlp_layernorm.weight",
+        "mlp.router.weight": "mlp.router.weight",
+    }
+    for te_name, local in spelled.items():
+        assert local_spec_name(te_name) == local
+    dims = Dims(
+        layers=1, hidden=8, heads=2, groups=1, head_dim=4, ffn=16, moe_ffn=6, experts=16,
+        vocab=32, tied=False,
+    )  # fmt: skip
+    fc1 = layout(f"decoder.layers.0.{local_spec_name('mlp.experts.linear_fc1.weight12')}", dims)
+    assert [name for name, _ in fc1.hf] == [
+        "model.layers.0.mlp.experts.12.gate_proj.weight",
+        "model.layers.0.mlp.experts.12.up_proj.weight",
+    ]

@@ -45,7 +45,7 @@ def megatron(**fields: object) -> MegatronPolicyConfig:
     """A policy config with a 512-token packing budget, shorter than the 1024-token sequence."""
     parallel = fields.pop("parallel", {})
     return MegatronPolicyConfig(
-        micro_batch_tokens=512, parallel=ParallelConfig(**parallel), **fields
+        micro_batch_tokens=512, parallel=ParallelConfig(**parallel), device="cuda", **fields
     )
 
 
@@ -176,7 +176,7 @@ def write_train_yaml(path: Path, model: Path) -> Path:
         "  - {name: short, steps: 1, max_input_tokens: 512, max_output_tokens: 512}\n"
         "  - {name: long, steps: 1, max_input_tokens: 4096, max_output_tokens: 1024}\n"
         "sampler: {batch_size: 16}\nrollout: {group_size: 4}\n"
-        f"policy:\n  num_workers: 4\n  megatron: {{dtype: bfloat16, parallel: {layout}}}\n",
+        f"policy:\n  num_workers: 4\n  megatron: {{dtype: bfloat16, device: cuda, parallel: {layout}}}\n",
         encoding="utf-8",
     )
     return path
@@ -202,7 +202,7 @@ def test_cli_prints_each_stage(
     longest = 4096 + 1024
     expected = plan_memory(
         TINY,
-        MegatronPolicyConfig(dtype="bfloat16", parallel=ParallelConfig(**LAYOUT)),
+        MegatronPolicyConfig(dtype="bfloat16", device="cuda", parallel=ParallelConfig(**LAYOUT)),
         4,
         sequence=longest,
         tokens_per_step=16 * 4 * longest,  # prompts x G x (input + output)

@@ -114,8 +114,26 @@ class MegatronPolicyConfig(ConfigModel):
     activations recomputed in the backward pass: least memory, ~30% more time)."""
     temperature: float = Field(default=0.7, gt=0)
     """Logits are divided by this before the log-softmax (filled from rollout.temperature)."""
-    device: str = "cpu"
-    """"cpu" (gloo, local attention, the CPU compatibility layer) or "cuda" (NCCL, Transformer
-    Engine)."""
+    device: Literal["cpu", "cuda"] = "cpu"
+    """"cpu" (gloo, the CPU compatibility layer) or "cuda" (NCCL)."""
+    layers: Literal["local", "transformer_engine"] = "local"
+    """Megatron's layer implementation. "local": plain torch, runs anywhere; packed sequences
+    run as one row under a block-diagonal causal mask, context parallel through a key-gathering
+    attention. "transformer_engine": TE's fused layers with flash attention over THD-packed
+    sequences (no mask, per-sequence CP chunks, TE's ring exchange) and grouped expert GEMMs;
+    needs CUDA and the gpu extra. Ours."""
     torch_threads: int | None = None
     """torch intra-op threads per rank; 1 when several ranks share few cores."""
+
+    @model_validator(mode="after")
+    def _check_device(self) -> MegatronPolicyConfig:
+        if self.device == "cpu":
+            gpu_only = {
+                "dtype: bfloat16": self.dtype == "bfloat16",
+                "distributed_optimizer: true": self.distributed_optimizer,
+                "layers: transformer_engine": self.layers == "transformer_engine",
+            }
+            for setting, asked in gpu_only.items():
+                if asked:
+                    raise ValueError(f"{setting} needs device: cuda")
+        return self

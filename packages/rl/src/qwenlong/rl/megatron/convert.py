@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from qwenlong.core.errors import CheckpointError
 from qwenlong.core.safetensors_io import weight_files
-from qwenlong.rl.megatron.weight_layout import Dims, Layout, global_names, layout
+from qwenlong.rl.megatron.weight_layout import Dims, Layout, global_names, layout, local_spec_name
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ def _global_name(model: Any, name: str) -> str:
     if layer is None:
         return name
     block = model.decoder.layers[int(layer.group(1))]
-    rest = layer.group(2)
+    rest = local_spec_name(layer.group(2))
     expert = re.fullmatch(r"mlp\.experts\.local_experts\.(\d+)\.(.+)", rest)
     if expert is not None:
         index = block.mlp.local_expert_indices[int(expert.group(1))]

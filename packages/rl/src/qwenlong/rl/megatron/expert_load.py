@@ -1,7 +1,8 @@
 """Per-layer expert load of a training step: how evenly the routers spread the tokens.
 
 A forward hook on every MoE layer's router adds up its routing map (tokens x experts, True where
-a token is sent) while a step runs. At the end the counts are summed over all ranks and divided
+a token is sent) while a step runs, in a row per layer of the whole model (a pipeline stage
+fills its own layers' rows). At the end the counts are summed over all ranks and divided
 by the number of ranks that routed the same tokens (tensor-parallel peers without sequence
 parallel each route every token), and each layer is summarised by its busiest and idlest
 expert's load relative to a perfectly even one (1.0): with the auxiliary loss off (the paper's
@@ -22,12 +23,14 @@ class ExpertLoad:
     """Counts routed tokens per layer and expert while `active`."""
 
     def __init__(self, model: Any) -> None:
-        self.layers = [layer for layer in model.decoder.layers if hasattr(layer.mlp, "router")]
-        experts = self.layers[0].mlp.router.weight.shape[0] if self.layers else 0
-        self.counts = torch.zeros(len(self.layers), experts, dtype=torch.float64)
+        config = model.config
+        self.counts = torch.zeros(
+            config.num_layers, config.num_moe_experts or 0, dtype=torch.float64
+        )
         self.active = False
-        for index, layer in enumerate(self.layers):
-            layer.mlp.router.register_forward_hook(self._hook(index))
+        for layer in model.decoder.layers:
+            if hasattr(layer.mlp, "router"):
+                layer.mlp.router.register_forward_hook(self._hook(layer.layer_number - 1))
 
     def _hook(self, index: int) -> Any:
         def count(_module: Any, _inputs: Any, output: tuple[Tensor, Tensor]) -> None:
@@ -50,9 +53,10 @@ class ExpertLoad:
             dist.all_reduce(counts, op=dist.ReduceOp.SUM)
         counts /= duplicated_by
         figures: dict[str, float] = {}
-        for layer, row in zip(self.layers, counts, strict=True):
+        for name, row in enumerate(counts):
+            if not row.any():  # a dense layer (or no tokens this step)
+                continue
             mean = float(row.mean())
-            name = layer.layer_number - 1
             high = float(row.max()) / mean if mean > 0 else 0.0
             low = float(row.min()) / mean if mean > 0 else 0.0
             figures[f"moe_load_max/layer_{name}"] = high if report else 0.0

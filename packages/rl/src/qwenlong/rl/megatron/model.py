@@ -2,9 +2,11 @@
 
 Megatron-Core keeps its tensor / pipeline / context / expert groups in module globals
 (`parallel_state`), so `init_parallel` must run in every rank before `build_model`, and
-`destroy_parallel` before a process builds a model under another layout. `build_model` uses
-Megatron's local (plain torch) layer spec, which runs anywhere, CPU included; Transformer
-Engine's spec is a GPU concern that names some parameters differently.
+`destroy_parallel` before a process builds a model under another layout. `build_model` takes
+the layer spec `policy.megatron.layers` names: Megatron's local (plain torch) spec, which runs
+anywhere, CPU included, or Transformer Engine's (GPU), which fuses the input norms into the
+following linear layers and groups the experts' GEMMs; the converter maps both spellings of
+the parameter names (qwenlong.rl.megatron.weight_layout.local_spec_name).
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from megatron.core import parallel_state
 from megatron.core.models.gpt.gpt_layer_specs import get_gpt_layer_local_spec
 from megatron.core.models.gpt.gpt_model import GPTModel
 from megatron.core.tensor_parallel.random import model_parallel_cuda_manual_seed
+from megatron.core.transformer.spec_utils import ModuleSpec
 
+from qwenlong.core.registry import Registry
 from qwenlong.rl.megatron.config import MegatronPolicyConfig, ParallelConfig
 from qwenlong.rl.megatron.cpu_compat import enable_cpu_megatron
 from qwenlong.rl.megatron.model_config import rope_theta, transformer_config
@@ -103,20 +107,11 @@ def build_model(hf_config: Any, config: MegatronPolicyConfig) -> GPTModel:
         raise ValueError(
             f"vocab_size {hf_config.vocab_size} is not a multiple of tensor-parallel size {tensor}"
         )
-    tc = transformer_config(hf_config, config.parallel, config.moe, config.dtype, config.recompute)
-    spec = get_gpt_layer_local_spec(
-        num_experts=tc.num_moe_experts,
-        moe_grouped_gemm=False,
-        qk_layernorm=True,
-        normalization="RMSNorm",
+    grouped = config.layers == "transformer_engine"
+    tc = transformer_config(
+        hf_config, config.parallel, config.moe, config.dtype, config.recompute, grouped
     )
-    if config.parallel.context > 1:
-        # Megatron's local attention refuses CP (only Transformer Engine's exchanges keys and
-        # values); on CPU a stand-in gathers them over the CP group (qwenlong.rl.megatron.cp_attention).
-        from qwenlong.rl.megatron.cp_attention import context_parallel_core_attention
-
-        attention = spec.submodules.self_attention.submodules
-        attention.core_attention = context_parallel_core_attention()
+    spec = LAYER_SPECS.get(config.layers)(tc.num_moe_experts, config.parallel.context)
     model = GPTModel(
         config=tc,
         transformer_layer_spec=spec,
@@ -130,3 +125,37 @@ def build_model(hf_config: Any, config: MegatronPolicyConfig) -> GPTModel:
         rotary_base=rope_theta(hf_config),  # rope_parameters.rope_theta
     )
     return model.to(config.device)
+
+
+LAYER_SPECS: Registry[Any] = Registry("policy.megatron.layers")
+"""{name: (experts or None, CP size) -> the transformer layer's ModuleSpec}."""
+
+
+@LAYER_SPECS.register("local")
+def local_layer_spec(experts: int | None, context: int) -> ModuleSpec:
+    """Megatron's plain-torch layers: experts one by one (SequentialMLP), attention with an
+    explicit mask. Megatron's local attention refuses context parallel (only Transformer
+    Engine's exchanges keys and values), so under CP a stand-in gathers them over the CP group
+    (qwenlong.rl.megatron.cp_attention)."""
+    spec = get_gpt_layer_local_spec(
+        num_experts=experts, moe_grouped_gemm=False, qk_layernorm=True, normalization="RMSNorm"
+    )
+    if context > 1:
+        from qwenlong.rl.megatron.cp_attention import context_parallel_core_attention
+
+        spec.submodules.self_attention.submodules.core_attention = context_parallel_core_attention()
+    return spec
+
+
+@LAYER_SPECS.register("transformer_engine")
+def transformer_engine_layer_spec(experts: int | None, context: int) -> ModuleSpec:
+    """Transformer Engine's layers: fused norm + linear, flash attention over THD-packed
+    sequences with its own context-parallel exchange, one grouped GEMM over the local experts."""
+    from megatron.core.models.gpt.gpt_layer_specs import (
+        get_gpt_layer_with_transformer_engine_spec,
+    )
+
+    del context  # TE's attention takes context parallel itself
+    return get_gpt_layer_with_transformer_engine_spec(
+        num_experts=experts, moe_grouped_gemm=experts is not None, qk_layernorm=True
+    )

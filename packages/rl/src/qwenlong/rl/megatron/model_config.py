@@ -74,6 +74,7 @@ def transformer_config(
     moe: MoEConfig,
     dtype: Literal["float32", "bfloat16"],
     recompute: Literal["none", "selective", "full"],
+    grouped_experts: bool = False,
 ) -> TransformerConfig:
     """The Megatron-Core config of the HF model `hf_config` under the given layout and numerics.
 
@@ -99,8 +100,9 @@ def transformer_config(
             "moe_aux_loss_coeff": moe.aux_loss_coeff,
             "moe_router_load_balancing_type": "global_aux_loss" if moe.aux_loss_coeff else "none",
             "moe_z_loss_coeff": moe.z_loss_coeff,
-            # The local spec's SequentialMLP; grouped GEMM belongs to the TE spec on GPU.
-            "moe_grouped_gemm": False,
+            # The local spec's SequentialMLP runs the experts one by one; TE's spec takes
+            # `grouped_experts` (one grouped GEMM over all local experts).
+            "moe_grouped_gemm": grouped_experts,
             "moe_permute_fusion": False,  # a TE kernel
         }
     return TransformerConfig(
@@ -133,9 +135,6 @@ def transformer_config(
         params_dtype=params_dtype,
         pipeline_dtype=params_dtype,  # activations sent between pipeline stages
         bf16=dtype == "bfloat16",
-        # Packed micro-batches differ in length, so pipeline stages exchange shapes first
-        # (only with stages: Megatron refuses it with the all-gather dispatcher).
-        variable_seq_lengths=parallel.pipeline > 1,
         # Weights come from an HF checkpoint right after the build: skip Megatron's random init
         # (minutes for 30B) and build on the CPU; `build_model` moves the model to its device.
         use_cpu_initialization=True,

@@ -3,30 +3,31 @@
 Each Ray actor (or the driver, without Ray) is one Megatron rank: it joins the process groups of
 `policy.megatron.parallel`, builds this rank's part of the Qwen3-MoE `GPTModel`, and fills it
 from the HF checkpoint, reading only its own slices. A micro-batch of the rank's share is run
-packed: the sequences back to back in one row, each with positions from 0 and a block-diagonal
-causal mask, so a sequence sees exactly what it would see alone (Megatron's own attention does
-not take packed sequences without Transformer Engine). Log-probs and full-vocabulary entropy
-are computed vocabulary-parallel: the logits never leave their tensor-parallel shard.
+packed: the sequences back to back in one row, in the row format of its layer spec (qwenlong.rl.megatron.row): under Megatron's local layers
+(any device) one row with a block-diagonal causal mask, so a sequence sees exactly what it would
+see alone; under Transformer Engine's (GPU) THD-packed sequences bounded by their cu_seqlens.
+Log-probs and full-vocabulary entropy are computed vocabulary-parallel: the logits never leave
+their tensor-parallel shard.
 
 The loss of every micro-batch is already divided by the global token count (qwenlong.rl.losses),
-so gradients are SUMMED over the data-parallel copies (dense layers over data x context
-parallel, experts over expert-data parallel) and the step is the same at every layout. The
-gradient norm counts each shard once (`ParameterRole.counted`); each step logs the per-layer
-expert load (qwenlong.rl.megatron.expert_load). On CPU the optimizer is plain float32
-AdamW; a GPU run with bf16 would take Megatron's distributed optimizer (not built yet).
+so gradients are SUMMED over the data-parallel copies and the step is the same at every
+layout; the routers' auxiliary losses are averaged as Megatron's schedules do. The optimizer
+(qwenlong.rl.megatron.optimizer) is float32 AdamW with gradients reduced by hand (any device),
+or Megatron's DDP and distributed optimizer (GPU: float32 main weights under bf16). Each step
+logs the per-layer expert load (qwenlong.rl.megatron.expert_load).
 
-Layouts this rank runs: tensor, expert (and expert-tensor), context and data parallel. Under
-context parallel each rank runs its two chunks of the packed row (qwenlong.rl.megatron.row)
-with a key-gathering attention (on CPU; Transformer Engine's on GPU), scores the tokens its
-chunks predict, and the loss figures are summed over the CP group. Pipeline parallel is refused
-at setup until its schedule lands.
+Layouts this rank runs: tensor, expert (and expert-tensor), context, pipeline and data
+parallel. Under
+context parallel each rank runs its chunks of the packed row (the whole row's on the local
+layers with a key-gathering attention; each sequence's with TE), scores the tokens its chunks
+predict, and the loss figures are summed over the CP group. Under pipeline parallel the
+micro-batches go through the stages in GPipe's schedule (qwenlong.rl.megatron.pipeline) and the
+last stage scores them.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,9 +43,11 @@ from qwenlong.rl.interfaces import PackedBatch, PolicyUpdate, RankLayout, StepSt
 from qwenlong.rl.losses import LossConfig, compute_loss
 from qwenlong.rl.megatron.config import MegatronPolicyConfig
 from qwenlong.rl.megatron.expert_load import ExpertLoad
-from qwenlong.rl.megatron.row import build_row
+from qwenlong.rl.megatron.optimizer import make_optimizer
+from qwenlong.rl.megatron.pipeline import Pipeline, Visit
+from qwenlong.rl.megatron.row import PackedRow
+from qwenlong.rl.megatron.row_formats import ROW_FORMATS
 from qwenlong.rl.micro_batches import MicroBatchPlanner, Plan
-from qwenlong.rl.optimizer_state import load_optimizer, save_optimizer
 from qwenlong.rl.policy_group import PolicyGroup, rendezvous_address
 
 if TYPE_CHECKING:
@@ -87,11 +90,6 @@ class MegatronPolicyRank:
         from qwenlong.rl.megatron.model import build_model, init_parallel
 
         parallel = self.config.parallel
-        if parallel.pipeline > 1:
-            raise ConfigError(
-                "policy.megatron.parallel: pipeline parallel is not run by the policy yet "
-                "(tensor, expert, context and data parallel are)"
-            )
         if self.config.torch_threads is not None:
             torch.set_num_threads(self.config.torch_threads)
         if not (Path(self.model_path) / "config.json").is_file():
@@ -106,15 +104,21 @@ class MegatronPolicyRank:
             seed=self.seed,
         )
         self.hf_config = AutoConfig.from_pretrained(self.model_path)
+        if parallel.pipeline > 1 and self.hf_config.tie_word_embeddings:
+            # The first and last stages would each hold the shared matrix and have to sum its
+            # gradients over an embedding group; Qwen3-MoE does not tie them.
+            raise ConfigError(
+                "policy.megatron.parallel.pipeline > 1 needs untied embeddings "
+                f"({self.model_path} has tie_word_embeddings: true)"
+            )
         self.model = build_model(self.hf_config, self.config)
         try:
             load_hf_into_megatron(self.model, self.model_path)
         except CheckpointError as err:
             raise CheckpointError(f"{self.where}: {first_line(err)}") from None
-        self.params = [p for p in self.model.parameters() if p.requires_grad]
-        self.roles = parameter_roles(self.model)
+        self.optimizer = make_optimizer(self.model, self.config)
+        self.row_format = ROW_FORMATS[self.config.layers]
         self.expert_load = ExpertLoad(self.model) if self.config.moe.log_expert_load else None
-        self.optimizer = torch.optim.AdamW(self.params, **self._optimizer_settings())
         self.vocab_size = int(self.hf_config.vocab_size)
         self.tp_group = ps.get_tensor_model_parallel_group()
         self.vocab_start = ps.get_tensor_model_parallel_rank() * (
@@ -123,8 +127,24 @@ class MegatronPolicyRank:
         self.cp_group = ps.get_context_parallel_group()
         self.cp_size = dist.get_world_size(self.cp_group)
         self.cp_rank = dist.get_rank(self.cp_group)
-        reports = ps.get_tensor_model_parallel_rank() == 0 and self.cp_rank == 0
-        return RankLayout(ps.get_data_parallel_rank(), ps.get_data_parallel_world_size(), reports)
+        self.cp = (self.cp_size, self.cp_rank)
+        self.pipeline = Pipeline(
+            self.model.config.hidden_size,
+            self.model.config.params_dtype,
+            self.config.device,
+            split_by=parallel.tensor if parallel.sequence_parallel else 1,
+        )
+        # One rank reports for its data-parallel share: the one holding the logits' first
+        # tensor-parallel shard and first context-parallel chunks, on the last stage.
+        reports = (
+            ps.get_tensor_model_parallel_rank() == 0
+            and self.cp_rank == 0
+            and ps.is_pipeline_last_stage()
+        )
+        self.layout = RankLayout(
+            ps.get_data_parallel_rank(), ps.get_data_parallel_world_size(), reports
+        )
+        return self.layout
 
     def close(self) -> None:
         """Leave Megatron's groups (and the process group) and drop the model."""
@@ -145,11 +165,15 @@ class MegatronPolicyRank:
         logprobs = torch.zeros(batch.num_tokens, dtype=torch.float32)
         entropy = torch.zeros(batch.num_tokens, dtype=torch.float32)
         wanted = None if mask is None else mask.bool()
-        for micro in micro_batches:
-            scored = self._score(batch, micro, wanted, self.config.temperature)
+
+        def record(micro: list[int], row: PackedRow, logits: Tensor) -> Tensor:
+            scored = self._scored(batch, micro, row, logits, wanted, self.config.temperature)
             for positions, values, entropies in self._across_context(scored):
                 logprobs[positions] = values.float().cpu()
                 entropy[positions] = entropies.float().cpu()
+            return logits.sum() * 0.0
+
+        self._run(batch, micro_batches, record, train=False)
         return TokenStats(logprobs=logprobs, entropy=entropy)
 
     def train_step(
@@ -159,35 +183,42 @@ class MegatronPolicyRank:
         mask = check_update(batch, update, self.where)
         sequence_index = batch.sequence_index()
         self.model.train()
+        self._scale_router_losses(len(micro_batches))
         total, extra = 0.0, {}
         if self.expert_load is not None:
             self.expert_load.start()
-        for micro in micro_batches:
-            positions, logprobs, _ = self._score(batch, micro, mask, self.config.temperature)
+
+        def rl_loss(micro: list[int], row: PackedRow, logits: Tensor) -> Tensor:
+            nonlocal total
+            scored = self._scored(batch, micro, row, logits, mask, self.config.temperature)
+            positions, logprobs, _ = scored
             if positions.numel() == 0:
-                (logprobs.sum() * 0.0).backward()  # take part in the collectives
-                continue
+                return logprobs.sum() * 0.0  # no tokens here: still take part in collectives
+            device = logprobs.device
             loss, stats = compute_loss(
                 logprobs,
-                _pick(update.old_logprobs, positions),
-                _pick(update.ref_logprobs, positions),
-                update.advantages[positions].float(),
-                torch.ones(positions.numel(), dtype=torch.bool),
+                _pick(update.old_logprobs, positions, device),
+                _pick(update.ref_logprobs, positions, device),
+                _pick(update.advantages, positions, device),
+                torch.ones(positions.numel(), dtype=torch.bool, device=device),
                 update.global_tokens,
                 self.loss,
-                seq_index=sequence_index[positions],
+                seq_index=sequence_index[positions].to(device),
                 global_sequences=global_sequences,
             )
-            loss.backward()
             total += float(loss.detach())
             for key, value in stats.items():
                 extra[key] = extra.get(key, 0.0) + value
+            return loss
+
+        self._run(batch, micro_batches, rl_loss, train=True)
         total, extra = self._sum_over_context(total, extra)
         grad_norm = self._apply_gradients(extra)
         if self.expert_load is not None:
             parallel = self.config.parallel
             duplicated = 1 if parallel.sequence_parallel else parallel.tensor
-            extra.update(self.expert_load.finish(duplicated, report=dist.get_rank() == 0))
+            report = self.layout.reports and self.layout.data_parallel_rank == 0
+            extra.update(self.expert_load.finish(duplicated, report=report))
         return StepStats(total, grad_norm, batch.num_tokens, int(mask.sum()), extra)
 
     def sft_step(self, batch: PackedBatch, global_tokens: int, micro_batches: Plan) -> StepStats:
@@ -195,12 +226,17 @@ class MegatronPolicyRank:
         mask = batch.loss_mask.bool()
         check_trainable(batch, mask, "loss_mask", global_tokens, self.where)
         self.model.train()
+        self._scale_router_losses(len(micro_batches))
         total = 0.0
-        for micro in micro_batches:
-            _, logprobs, _ = self._score(batch, micro, mask, 1.0)
+
+        def nll(micro: list[int], row: PackedRow, logits: Tensor) -> Tensor:
+            nonlocal total
+            _, logprobs, _ = self._scored(batch, micro, row, logits, mask, 1.0)
             loss = -logprobs.sum() / max(global_tokens, 1)
-            loss.backward()
             total += float(loss.detach())
+            return loss
+
+        self._run(batch, micro_batches, nll, train=True)
         total, extra = self._sum_over_context(total, {})
         grad_norm = self._apply_gradients(extra)
         return StepStats(total, grad_norm, batch.num_tokens, int(mask.sum()), extra)
@@ -217,6 +253,8 @@ class MegatronPolicyRank:
     def receive_weights(self, chunk: list[tuple[str, Tensor]], last: bool) -> None:
         """One chunk of an HF weight stream (whole tensors; each rank keeps its slices)."""
         self.incoming.receive(chunk, last)
+        if last:
+            self.optimizer.weights_changed()
 
     def save_pretrained(self, out_dir: str) -> None:
         """Every rank takes part in the export; rank 0 writes the HF folder."""
@@ -234,10 +272,10 @@ class MegatronPolicyRank:
         AutoTokenizer.from_pretrained(self.model_path).save_pretrained(out)
 
     def save_optimizer_state(self, folder: str) -> None:
-        save_optimizer(self.optimizer, folder, self.rank)
+        self.optimizer.save(folder, self.rank)
 
     def load_optimizer_state(self, folder: str) -> None:
-        load_optimizer(self.optimizer, folder, self.rank, self._optimizer_settings(), self.where)
+        self.optimizer.load(folder, self.rank, self.where)
 
     # --- internals ----------------------------------------------------------------------
 
@@ -246,23 +284,41 @@ class MegatronPolicyRank:
 
         return MegatronWeightReceiver(self.model)
 
-    def _optimizer_settings(self) -> dict[str, Any]:
-        c = self.config
-        return {"lr": c.lr, "betas": c.betas, "eps": c.eps, "weight_decay": c.weight_decay}
+    def _run(self, batch: PackedBatch, micro_batches: Plan, visit: Visit, train: bool) -> None:
+        """Each micro-batch of `micro_batches` through this rank's pipeline stage, packed in
+        its row format; `visit` scores the logits on the last stage. An empty micro-batch runs
+        one padding token, so that every rank takes part in the MoE dispatch."""
+        rows = []
+        for micro in micro_batches:
+            sub = batch.select(micro) if micro else PackedBatch.from_sequences([[0]], [[]])
+            rows.append((micro, self.row_format.build(sub, self._row_length(sub), *self.cp)))
+        self.pipeline.run(self.model, self._forward, rows, visit, train)
 
-    def _score(
-        self, batch: PackedBatch, micro: list[int], wanted: Tensor | None, temperature: float
+    def _forward(self, row: PackedRow) -> Tensor:
+        """This stage's layers over `row`: logits [1, n, vocab / TP] on the last stage, the
+        hidden states [n, 1, hidden] elsewhere."""
+        inputs = row.to(self.config.device)
+        return self.optimizer.module(
+            input_ids=inputs.ids,
+            position_ids=inputs.positions,
+            attention_mask=inputs.mask,
+            packed_seq_params=inputs.packed,
+        )
+
+    def _scored(
+        self,
+        batch: PackedBatch,
+        micro: list[int],
+        row: PackedRow,
+        logits: Tensor,
+        wanted: Tensor | None,
+        temperature: float,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """(packed positions, log-probs, entropy) of the predicted tokens of `micro` (only the
-        `wanted` ones), the sequences run packed in one row. An empty micro-batch runs one
-        padding token, so that every rank takes part in the MoE dispatch."""
+        `wanted` ones) from the logits of its row."""
         from qwenlong.rl.megatron.vocab_parallel import vocab_parallel_logprobs_and_entropy
 
-        sub = batch.select(micro) if micro else PackedBatch.from_sequences([[0]], [[]])
-        row = build_row(sub, self._row_length(sub.num_tokens), self.cp_size, self.cp_rank)
-        logits = self.model(input_ids=row.ids, position_ids=row.positions, attention_mask=row.mask)[
-            0
-        ]
+        logits = logits[0]
         offsets = batch.token_positions(micro) if micro else torch.zeros(1, dtype=torch.long)
         predicts = row.predicts.clone()
         if wanted is not None and micro:
@@ -270,8 +326,8 @@ class MegatronPolicyRank:
             predicts[chosen] = wanted[offsets[row.local[chosen] + 1]]
         at = predicts.nonzero().squeeze(1)
         logprobs, entropy = vocab_parallel_logprobs_and_entropy(
-            logits[at],
-            row.targets[at],
+            logits[at.to(logits.device)],
+            row.targets[at].to(logits.device),
             temperature,
             self.tp_group,
             self.vocab_start,
@@ -280,20 +336,6 @@ class MegatronPolicyRank:
         if not micro:
             return torch.zeros(0, dtype=torch.long), logits.sum() * 0.0, logits.sum() * 0.0
         return offsets[row.local[at] + 1], logprobs, entropy
-
-    def _reduce_tensor_parallel_duplicates(self) -> None:
-        """Megatron's `finalize_model_grads` rule for parameters replicated over tensor
-        parallel (qwenlong reduces by hand: its DDP wrapper is built for CUDA buffers)."""
-        from megatron.core import parallel_state as ps
-
-        group = ps.get_tensor_model_parallel_group()
-        if dist.get_world_size(group) == 1:
-            return
-        sequence_parallel = self.config.parallel.sequence_parallel
-        for role in self.roles:
-            op = _tp_reduction(role.name, role.param, sequence_parallel)
-            if op is not None and not role.expert:
-                dist.all_reduce(role.param.grad, op=op, group=group)
 
     def _across_context(self, scored: tuple[Tensor, Tensor, Tensor]) -> list[tuple]:
         """Every context-parallel rank's (positions, log-probs, entropy) of a micro-batch:
@@ -316,97 +358,40 @@ class MegatronPolicyRank:
         dist.all_reduce(values, op=dist.ReduceOp.SUM, group=self.cp_group)
         return float(values[0]), {k: float(v) for k, v in zip(keys, values[1:], strict=True)}
 
-    def _row_length(self, tokens: int) -> int:
-        """The packed row's length: its own, or with the all-gather dispatcher and expert
-        parallel, the longest of all ranks' (that dispatcher gathers equal-sized token blocks
-        from the expert-parallel ranks; all-to-all exchanges the sizes and needs no padding);
-        under context parallel rounded up to a multiple of 2 x CP (its chunks)."""
+    def _row_length(self, sub: PackedBatch) -> int:
+        """The packed row's length over the CP group: the fewest tokens its format allows, or
+        with the all-gather dispatcher and expert parallel, the longest of all ranks' (that
+        dispatcher gathers equal-sized token blocks from the expert-parallel ranks; all-to-all
+        exchanges the sizes and needs no padding)."""
+        tokens = self.row_format.tokens(sub, self.cp_size)
         if self.config.moe.token_dispatcher == "allgather" and self.config.parallel.expert > 1:
             longest = torch.tensor([tokens])
             dist.all_reduce(longest, op=dist.ReduceOp.MAX)
             tokens = int(longest)
-        chunks = 2 * self.cp_size if self.cp_size > 1 else 1
-        return -(-tokens // chunks) * chunks
+        return tokens
+
+    def _scale_router_losses(self, micro_batches: int) -> None:
+        """Make the routers' auxiliary and z-losses a mean over the step's micro-batches and
+        data x context parallel copies, as Megatron's schedules do (which this policy's own
+        loop replaces): their gradients are summed over both, like the RL loss's, whose
+        normalisation (the global token count) they do not share."""
+        from megatron.core import parallel_state as ps
+        from megatron.core.transformer.moe.moe_utils import MoEAuxLossAutoScaler
+
+        copies = dist.get_world_size(ps.get_data_parallel_group(with_context_parallel=True))
+        scale = 1.0 / (max(micro_batches, 1) * copies)
+        MoEAuxLossAutoScaler.set_loss_scale(torch.tensor(scale, device=self.config.device))
 
     def _apply_gradients(self, extra: dict[str, float]) -> float:
-        """Sum gradients over the data-parallel copies, clip by the global norm, step."""
-        from megatron.core import parallel_state as ps
-
-        for param in self.params:
-            if param.grad is None:
-                param.grad = torch.zeros_like(param)
-        self._reduce_tensor_parallel_duplicates()
-        dense_group = ps.get_data_parallel_group(with_context_parallel=True)
-        expert_group = ps.get_expert_data_parallel_group()
-        squares = torch.zeros(1, dtype=torch.float64)
-        for role in self.roles:
-            group = expert_group if role.expert else dense_group
-            if dist.get_world_size(group) > 1:
-                dist.all_reduce(role.param.grad, op=dist.ReduceOp.SUM, group=group)
-            if role.counted:
-                squares += role.param.grad.double().pow(2).sum()
-        if dist.get_world_size() > 1:
-            dist.all_reduce(squares, op=dist.ReduceOp.SUM)
-        norm = float(squares.sqrt())
-        max_norm = self.config.grad_clip if self.config.grad_clip is not None else math.inf
-        if math.isfinite(norm):
-            if norm > max_norm:
-                scale = max_norm / (norm + 1e-6)
-                for param in self.params:
-                    param.grad.mul_(scale)
-            self.optimizer.step()
-            extra["step_skipped"] = 0.0
-        else:
-            extra["step_skipped"] = 1.0
-        self.optimizer.zero_grad(set_to_none=True)
+        """Reduce, clip and apply the accumulated gradients (qwenlong.rl.megatron.optimizer)."""
+        norm, applied = self.optimizer.step()
+        extra["step_skipped"] = 0.0 if applied else 1.0
         return norm
 
 
-def _tp_reduction(name: str, param: Tensor, sequence_parallel: bool) -> Any:
-    """How a parameter held whole on every tensor-parallel rank combines its gradients there:
-    summed when each rank saw part of its inputs (norms and the router under sequence
-    parallel; q/k norms, shared by heads that TP splits), averaged where Megatron marks it,
-    else None (each rank already holds the full gradient, or its own shard's)."""
-    if getattr(param, "average_gradients_across_tp_domain", False):
-        return dist.ReduceOp.AVG
-    if sequence_parallel and getattr(param, "sequence_parallel", False):
-        return dist.ReduceOp.SUM
-    if "q_layernorm" in name or "k_layernorm" in name:
-        return dist.ReduceOp.SUM
-    return None
-
-
-@dataclass(frozen=True)
-class ParameterRole:
-    """Where one trainable parameter of this rank sits in the parallel layout."""
-
-    name: str
-    param: Tensor
-    expert: bool
-    """A routed expert's: its gradient is summed over the expert-data-parallel copies, the
-    others' over data x context parallel."""
-    counted: bool
-    """Whether this rank's copy enters the global gradient norm: one copy of each shard
-    (replica 0 of its data-parallel copies, and for a tensor-parallel duplicate such as a norm
-    or the router, tensor-parallel rank 0 only): the same rule as the weight export."""
-
-
-def parameter_roles(model: Any) -> list[ParameterRole]:
-    """Each trainable parameter's role, from the converter's layout of its global name."""
-    from qwenlong.rl.megatron.convert import ParallelInfo, dims_of, global_parameters
-    from qwenlong.rl.megatron.weight_layout import layout
-
-    dims, where = dims_of(model), ParallelInfo.current()
-    roles = []
-    for name, param in global_parameters(model).items():
-        if param.requires_grad:
-            placed = layout(name, dims)
-            roles.append(ParameterRole(name, param, placed.group == "etp", where.sends(placed)))
-    return roles
-
-
-def _pick(values: Tensor | None, positions: Tensor) -> Tensor | None:
-    return None if values is None else values[positions].float()
+def _pick(values: Tensor | None, positions: Tensor, device: torch.device) -> Tensor | None:
+    """The per-token `values` of the scored `positions`, as float32 on the log-probs' device."""
+    return None if values is None else values[positions].float().to(device)
 
 
 def start_megatron_policy(config: TrainConfig, model_path: str, lr: float | None) -> PolicyGroup:

@@ -1,5 +1,11 @@
-"""A micro-batch as Megatron runs it on a CPU: the sequences back to back in one row, cut into
-context-parallel chunks.
+"""A micro-batch as Megatron's layers take it: the sequences back to back in one row.
+
+Two formats, one per layer spec (qwenlong.rl.megatron.row_formats, keyed like
+`policy.megatron.layers`): "local" (here) and "transformer_engine" (qwenlong.rl.megatron.thd_row). Both say, for each token a rank
+holds, which micro-batch token it is and which token it predicts, so the policy scores either
+the same way.
+
+The local format:
 
 Megatron's local attention takes neither packed sequences nor context parallel, so the row
 carries its structure in the attention mask instead: a token attends to earlier tokens of its
@@ -13,7 +19,8 @@ columns are every rank's tokens in the order the keys are gathered (rank by rank
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -29,14 +36,37 @@ class PackedRow:
     """[1, n] the token ids held here."""
     positions: Tensor
     """[1, n] their row positions."""
-    mask: Tensor
-    """[1, 1, n, keys] True where attention is blocked; keys in gathered (rank) order."""
+    mask: Tensor | None
+    """[1, 1, n, keys] True where attention is blocked; keys in gathered (rank) order. None
+    in the THD format, where `packed` bounds the sequences."""
     local: Tensor
-    """[n] the row position of each token held here."""
+    """[n] each token's index among the micro-batch's tokens (its row position in the local
+    format; any value on padding, which never predicts)."""
     predicts: Tensor
     """[n] bool: the next row token continues the same sequence (this token's logits score it)."""
     targets: Tensor
     """[n] the next row token's id (meaningful where `predicts`)."""
+    packed: Any = None
+    """Megatron's PackedSeqParams in the THD format (sequence bounds for TE's attention)."""
+
+    def to(self, device: str | torch.device) -> PackedRow:
+        """The model's inputs on `device` (the bookkeeping stays on the CPU)."""
+        if self.packed is not None:
+            for field in (
+                "cu_seqlens_q",
+                "cu_seqlens_kv",
+                "cu_seqlens_q_padded",
+                "cu_seqlens_kv_padded",
+            ):
+                value = getattr(self.packed, field)
+                if value is not None:
+                    setattr(self.packed, field, value.to(device))
+        return replace(
+            self,
+            ids=self.ids.to(device),
+            positions=self.positions.to(device),
+            mask=None if self.mask is None else self.mask.to(device),
+        )
 
 
 def rank_chunks(length: int, cp_size: int, cp_rank: int) -> Tensor:
@@ -72,3 +102,9 @@ def build_row(batch: PackedBatch, length: int, cp_size: int = 1, cp_rank: int = 
         predicts=predicts,
         targets=ids[following],
     )
+
+
+def row_tokens(batch: PackedBatch, cp_size: int) -> int:
+    """The local format's shortest row: the tokens, rounded up to 2 x CP chunks."""
+    chunks = 2 * cp_size if cp_size > 1 else 1
+    return -(-batch.num_tokens // chunks) * chunks

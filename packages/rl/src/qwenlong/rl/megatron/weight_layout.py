@@ -13,8 +13,10 @@ back along the same boundaries. The layouts:
   weights, split evenly along rows or columns.
 - `whole`: norms and the router, replicated over the tensor-parallel group.
 
-Parameters are named here by their *global* name: Megatron's own name with the global layer
-index and global expert index in place of the stage-local and rank-local ones.
+Parameters are named here by their *global* name: Megatron's own name under its local layer
+spec, with the global layer index and global expert index in place of the stage-local and
+rank-local ones. Transformer Engine's spec spells three of them differently
+(`local_spec_name`).
 """
 
 from __future__ import annotations
@@ -106,6 +108,30 @@ def _qkv_parts(layout: Layout, shard: int, shards: int) -> list[Part]:
         parts.append(Part(k, group * head_dim, (group + 1) * head_dim))
         parts.append(Part(v, group * head_dim, (group + 1) * head_dim))
     return parts
+
+
+TE_SPELLINGS: tuple[tuple[str, str], ...] = (
+    # The input norm fused into the QKV projection (TELayerNormColumnParallelLinear).
+    (r"self_attention\.linear_qkv\.layer_norm_weight", "input_layernorm.weight"),
+    # A dense MLP's norm fused into fc1 (MoE layers keep a separate pre_mlp_layernorm).
+    (r"mlp\.linear_fc1\.layer_norm_weight", "pre_mlp_layernorm.weight"),
+    # Grouped experts (TEGroupedMLP): one weight per local expert, numbered in the name.
+    (
+        r"mlp\.experts\.linear_fc([12])\.weight(\d+)",
+        r"mlp.experts.local_experts.\2.linear_fc\1.weight",
+    ),
+)
+"""(Transformer Engine's name inside a layer, the local spec's) for the parameters they name
+differently; every other parameter has the same name under both specs."""
+
+
+def local_spec_name(name: str) -> str:
+    """The local spec's name of a parameter inside a layer (`name` after "decoder.layers.N."),
+    given either spec's spelling."""
+    for pattern, local in TE_SPELLINGS:
+        if re.fullmatch(pattern, name):
+            return re.sub(pattern, local, name)
+    return name
 
 
 def layout(name: str, dims: Dims) -> Layout:
