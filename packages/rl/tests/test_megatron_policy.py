@@ -107,7 +107,8 @@ def test_weights_and_optimizer_state_round_trip(
 def test_router_aux_loss_is_a_mean_over_micro_batches(tiny_model_dir: Path) -> None:
     """With the RL loss flat (zero advantages) only the load-balancing loss moves the weights:
     the same four sequences once in one micro-batch, or twice over two, give the same gradient,
-    as under Megatron's schedules (a sum over micro-batches would double it)."""
+    as under Megatron's schedules (a sum over micro-batches would double it); the logged loss
+    (without its coefficient) is the same mean."""
     torch.set_num_threads(1)
     config = MegatronPolicyConfig(
         lr=1e-12, micro_batch_tokens=4096, moe={"aux_loss_coeff": 0.5, "log_expert_load": False}
@@ -115,15 +116,18 @@ def test_router_aux_loss_is_a_mean_over_micro_batches(tiny_model_dir: Path) -> N
     rank = MegatronPolicyRank(str(tiny_model_dir), config, LossConfig(), 0, 1)
     rank.setup(None)
     try:
-        norms = []
+        norms, losses = [], []
         for copies in (1, 2):
             prompts, responses = _sequences()
             batch = PackedBatch.from_sequences(prompts * copies, responses * copies)
             mask = batch.loss_mask.clone()
             flat = PolicyUpdate(torch.zeros(batch.num_tokens), mask, None, None, int(mask.sum()))
             plan = [list(range(4 * c, 4 * c + 4)) for c in range(copies)]
-            norms.append(rank.train_step(batch, flat, batch.num_sequences, plan).grad_norm)
+            stats = rank.train_step(batch, flat, batch.num_sequences, plan)
+            norms.append(stats.grad_norm)
+            losses.append(stats.extra["moe_global_load_balancing_loss"])
         assert norms[0] > 0
+        assert losses[0] > 0 and losses[1] == pytest.approx(losses[0], rel=1e-4)
         assert norms[1] == pytest.approx(norms[0], rel=1e-4)
     finally:
         rank.close()

@@ -62,3 +62,29 @@ class ExpertLoad:
             figures[f"moe_load_max/layer_{name}"] = high if report else 0.0
             figures[f"moe_load_min/layer_{name}"] = low if report else 0.0
         return figures
+
+
+def router_losses(micro_batches: int, report: bool) -> dict[str, float]:
+    """{"moe_<loss>": value} of the step's router losses, from Megatron's tracker: the
+    load-balancing loss (without its coefficient) and the z-loss, each a mean over the MoE
+    layers and the micro-batches, averaged over data-parallel ranks by Megatron's reduction (a
+    collective: every rank calls it). Empty when both losses are off; zeros unless `report`,
+    like `ExpertLoad.finish`. The tracker is cleared for the next step."""
+    from megatron.core.transformer.moe.moe_utils import (
+        clear_aux_losses_tracker,
+        get_moe_layer_wise_logging_tracker,
+        reduce_aux_losses_tracker_across_ranks,
+    )
+
+    tracker = get_moe_layer_wise_logging_tracker()
+    if not tracker:
+        return {}
+    reduce_aux_losses_tracker_across_ranks()
+    figures = {}
+    for name, entry in sorted(tracker.items()):
+        values = entry["values"].float()
+        layers = max(int((values != 0).sum()), 1)
+        mean = float(values.sum()) / (layers * max(micro_batches, 1))
+        figures[f"moe_{name}"] = mean if report else 0.0
+    clear_aux_losses_tracker()
+    return figures

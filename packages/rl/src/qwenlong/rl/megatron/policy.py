@@ -42,7 +42,7 @@ from qwenlong.rl.batch_checks import check_batch, check_trainable, check_update
 from qwenlong.rl.interfaces import PackedBatch, PolicyUpdate, RankLayout, StepStats, TokenStats
 from qwenlong.rl.losses import LossConfig, compute_loss
 from qwenlong.rl.megatron.config import MegatronPolicyConfig
-from qwenlong.rl.megatron.expert_load import ExpertLoad
+from qwenlong.rl.megatron.expert_load import ExpertLoad, router_losses
 from qwenlong.rl.megatron.optimizer import make_optimizer
 from qwenlong.rl.megatron.pipeline import Pipeline, Visit
 from qwenlong.rl.megatron.row import PackedRow
@@ -214,10 +214,11 @@ class MegatronPolicyRank:
         self._run(batch, micro_batches, rl_loss, train=True)
         total, extra = self._sum_over_context(total, extra)
         grad_norm = self._apply_gradients(extra)
+        report = self.layout.reports and self.layout.data_parallel_rank == 0
+        extra.update(router_losses(len(micro_batches), report))
         if self.expert_load is not None:
             parallel = self.config.parallel
             duplicated = 1 if parallel.sequence_parallel else parallel.tensor
-            report = self.layout.reports and self.layout.data_parallel_rank == 0
             extra.update(self.expert_load.finish(duplicated, report=report))
         return StepStats(total, grad_norm, batch.num_tokens, int(mask.sum()), extra)
 
