@@ -322,3 +322,12 @@ def test_documents_round_trip_and_validation(tmp_path: Path) -> None:
         write_documents([Document(id="", text="x")], tmp_path / "bad.parquet")
     with pytest.raises(DatasetError, match="field 'task_type' is missing"):
         read_samples(tmp_path / "docs.parquet")
+
+
+def test_a_killed_writers_temporary_file_goes_with_the_next_write(tmp_path: Path) -> None:
+    path = tmp_path / "data.parquet"
+    killed = tmp_path / ".data.parquet.tmp-999999"  # a writer killed mid-write leaves this
+    killed.write_bytes(b"half a parquet file")
+    write_samples([FULL], path)
+    assert read_samples(path) == [FULL]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.parquet"]

@@ -11,8 +11,9 @@ import torch
 
 from qwenlong.core.backends import BackendConfig, make_chat_model
 from qwenlong.core.backends.config import HFBackendConfig
-from qwenlong.core.backends.hf import HFChatModel, _choose_tokens, _uniforms
-from qwenlong.core.errors import BackendError
+from qwenlong.core.backends.hf import HFChatModel
+from qwenlong.core.backends.hf_sampling import choose_tokens, uniforms
+from qwenlong.core.errors import BackendError, ConfigError
 from qwenlong.core.interfaces import ChatModel, SamplingParams
 from qwenlong.core.records import Completion, Conversation
 
@@ -153,22 +154,22 @@ def test_choose_tokens_on_a_hand_worked_distribution() -> None:
     logits = torch.log(torch.tensor([[0.5, 0.3, 0.2], [0.5, 0.3, 0.2], [0.5, 0.3, 0.2]]))
     # top_p 0.7 keeps {0.5, 0.3} (mass before 0.3 is 0.5 < 0.7; before 0.2 is 0.8); the kept
     # mass 0.8 is split 0.5 | 0.3, so u < 0.625 draws token 0 and u >= 0.625 token 1.
-    tokens, logprobs = _choose_tokens(logits, 1.0, 0.7, torch.tensor([0.6, 0.65, 0.999]))
+    tokens, logprobs = choose_tokens(logits, 1.0, 0.7, torch.tensor([0.6, 0.65, 0.999]))
     assert tokens.tolist() == [0, 1, 1]
     assert logprobs.tolist() == pytest.approx([math.log(0.5), math.log(0.3), math.log(0.3)])
     # temperature 2 flattens to p ~ sqrt(p): [0.70711, 0.54772, 0.44721] / 1.70204
-    tokens, logprobs = _choose_tokens(logits[:1], 2.0, 1.0, torch.tensor([0.99]))
+    tokens, logprobs = choose_tokens(logits[:1], 2.0, 1.0, torch.tensor([0.99]))
     assert tokens.tolist() == [2]
     assert logprobs.item() == pytest.approx(math.log(math.sqrt(0.2) / 1.70204), abs=1e-4)
 
 
 def test_uniform_streams_are_per_row_and_in_range() -> None:
     seeds = np.array([1, 2, 3, 2**63 + 7], dtype=np.uint64)
-    u = _uniforms(seeds, 4)
+    u = uniforms(seeds, 4)
     assert ((u >= 0) & (u < 1)).all()
-    assert _uniforms(seeds[[2]], 4).item() == u[2].item()
-    assert _uniforms(seeds, 5).tolist() != u.tolist()
-    many = _uniforms(np.arange(20000, dtype=np.uint64), 0)
+    assert uniforms(seeds[[2]], 4).item() == u[2].item()
+    assert uniforms(seeds, 5).tolist() != u.tolist()
+    many = uniforms(np.arange(20000, dtype=np.uint64), 0)
     assert abs(many.mean().item() - 0.5) < 0.01
 
 
@@ -198,7 +199,7 @@ def test_generate_after_close_is_a_backend_error(tiny_model_dir: Path) -> None:
 
 
 def test_missing_model_directory_names_the_path(tmp_path: Path) -> None:
-    with pytest.raises(BackendError, match=r"no model directory at .*nowhere"):
+    with pytest.raises(ConfigError, match=r"nowhere: no such model folder"):
         HFChatModel(tmp_path / "nowhere")
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "config.json").write_text("{not json")

@@ -215,3 +215,29 @@ def test_progress_env_var_turns_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not progress.progress_enabled()
     assert list(progress.track(iter([1, 2]), description="quiet")) == [1, 2]
     assert terminal.getvalue() == ""
+
+
+def test_relogging_a_step_from_before_the_reopening_replaces_it(tmp_path: Path) -> None:
+    with RunDir(tmp_path) as run:
+        for step in range(3):
+            run.log(step, {"generated": 2})
+    with RunDir(tmp_path) as run:  # a rerun reports every step again
+        for step in range(3):
+            run.log(step, {"generated": 0})
+        run.log(3, {"generated": 1})
+    assert read_metrics(tmp_path) == [{"step": s, "generated": 0 if s < 3 else 1} for s in range(4)]
+
+
+def test_records_of_one_opening_are_all_kept_and_other_lines_keep_their_bytes(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1, "x": 1.50}\n{"step": 2, "x": 2}\n')
+    with RunDir(tmp_path) as run:
+        run.log(2, {"x": 3})
+        run.log(2, {"y": 4})  # a second record of the same step within one opening stays
+    assert lines(tmp_path) == [
+        '{"step": 1, "x": 1.50}',
+        '{"step": 2, "x": 3}',
+        '{"step": 2, "y": 4}',
+    ]
+    assert not (tmp_path / "metrics.jsonl.partial").exists()

@@ -20,5 +20,16 @@ def test_missing_folder_is_one_line_naming_key_and_path(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_tokenizer(missing, what="model")
     message = str(info.value)
-    assert message.startswith(f"config error: model: '{missing}' could not be loaded")
-    assert "\n" not in message
+    assert message == (
+        f"config error: model: {missing}: no such model folder "
+        f"(make a tiny one with: qwenlong models tiny --out {missing})"
+    )
+
+
+def test_a_name_that_is_no_folder_never_reaches_the_hub(tmp_path: Path) -> None:
+    """`org/name` is a hub id to transformers; here it is a missing folder, refused at once."""
+    with pytest.raises(ConfigError, match=r"Qwen/Qwen3-0\.6B: no such model folder"):
+        load_tokenizer("Qwen/Qwen3-0.6B")
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(ConfigError, match="not a tokenizer folder"):
+        load_tokenizer(tmp_path)

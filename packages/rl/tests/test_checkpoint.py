@@ -124,10 +124,10 @@ def test_config_mismatch_names_the_fields_before_loading(tmp_path: Path) -> None
     with pytest.raises(ConfigError) as err:
         load_checkpoint(path, config_fingerprint(changed), expected_config=changed)
     message = str(err.value)
-    assert "train.group_size 8 -> 4, train.lr 2e-06 -> 1e-05" in message
+    assert "train.group_size: 8 -> 4, train.lr: 2e-06 -> 1e-05" in message
     assert "\n" not in message
     staged = {**CONFIG, "stages": [{"max_input_tokens": 20_000}, {"max_input_tokens": 1}]}
-    with pytest.raises(ConfigError, match=r"stages\.1\.max_input_tokens 60000 -> 1"):
+    with pytest.raises(ConfigError, match=r"stages\.1\.max_input_tokens: 60000 -> 1"):
         load_checkpoint(path, config_fingerprint(staged), expected_config=staged)
     with pytest.raises(ConfigError, match="fingerprint"):
         load_checkpoint(path, config_fingerprint(changed))

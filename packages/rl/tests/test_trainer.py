@@ -220,7 +220,7 @@ def test_resuming_with_another_config_fails_before_compute(
     changed = make_config(
         tiny_model_dir, dataset, steps=1, heldout={"size": 0}, policy={"torch": {"lr": 5e-4}}
     )
-    with pytest.raises(ConfigError, match=r"policy\.torch\.lr 0\.001 -> 0\.0005"):
+    with pytest.raises(ConfigError, match=r"policy\.torch\.lr: 0\.001 -> 0\.0005"):
         train(changed, out)
 
 

@@ -18,11 +18,13 @@ def check_command(
 ) -> None:
     """Validate every row against the TaskSample schema and print counts per task and answer kind.
 
-    Exits non-zero with one line naming the file, row and field at the first bad row.
+    Exits 2 with one line naming the file, row and field at the first bad row; 3 when the
+    dataset holds no rows.
     """
     from rich.console import Console
     from rich.table import Table
 
+    from qwenlong.app.run_outcome import check_read_something
     from qwenlong.core.dataset_io import iter_samples
 
     tasks: Counter[str] = Counter()
@@ -47,6 +49,7 @@ def check_command(
             f"context tokens: min {lengths[0]}, median {lengths[len(lengths) // 2]}, "
             f"max {lengths[-1]} ({len(lengths)} counted)"
         )
+    check_read_something(sum(tasks.values()), "samples", path)  # an empty dataset: exit 3
 
 
 def register(app: typer.Typer) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -30,17 +31,26 @@ eval_app = typer.Typer(
 @eval_app.command("run")
 def run_command(
     config: Path = typer.Argument(..., help="Eval YAML (see experiments/eval-tiny-cpu.yaml)."),
-    out: Path = typer.Option(..., "--out", help="Run directory; an existing one is resumed."),
+    out: Path = typer.Option(
+        ..., "--out", help="Run directory; an existing one is resumed if made with this config."
+    ),
     overrides: list[str] = typer.Option([], "--set", help="Override a config key: a.b=value."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Delete the earlier run's outputs in --out and start over."
+    ),
 ) -> None:
     """Run an eval config: generate (resumable), score, and write scores.json and report.md."""
+    from qwenlong.app.input_checks import check_eval_inputs
+    from qwenlong.app.run_outcome import check_eval_complete
     from qwenlong.core.config_loader import load_config
     from qwenlong.evals.run.config import EvalConfig
     from qwenlong.evals.run.runner import run_eval
 
     cfg = load_config(config, EvalConfig, overrides)
-    summary = run_eval(cfg, out)
+    check_eval_inputs(cfg)  # paths first: a typo must not wait for the model to load
+    summary = run_eval(cfg, out, overwrite=overwrite)
     typer.echo((out / "report.md").read_text() if (out / "report.md").exists() else summary)
+    check_eval_complete(summary, config)  # pending questions: exit 3, one line
 
 
 @eval_app.command("score")
@@ -72,14 +82,54 @@ def extract_command(
 @eval_app.command("examples")
 def examples_command(
     out: Path = typer.Argument(..., help="Folder to write the example benchmark files into."),
-    n: int = typer.Option(6, "--n", help="Questions per benchmark."),
+    n: int = typer.Option(6, "--n", min=1, help="Questions per benchmark."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
-    """Write small files in each benchmark's published format (for smoke runs and tests)."""
+    """Write small files in each benchmark's published format (for smoke runs and tests).
+
+    An existing file that differs from the one generated (a user's edit, or another --seed/--n)
+    is kept and listed in one note on stderr; identical files are left as they are.
+    """
+    import tempfile
+
+    from qwenlong.core.errors import ConfigError
     from qwenlong.evals.benchmarks.examples import write_examples
 
-    for name, path in write_examples(out, seed=seed, n=n).items():
-        typer.echo(f"{name}: {path}")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: is a file, not a folder")
+    with tempfile.TemporaryDirectory(prefix="qwenlong-examples-") as staging:
+        written = write_examples(Path(staging), seed=seed, n=n)
+        kept = _place_new_files(Path(staging), out)
+        for name, path in written.items():
+            typer.echo(f"{name}: {out / path.relative_to(staging)}")
+    if kept:
+        shown = ", ".join(str(path) for path in kept[:5])
+        more = f" and {len(kept) - 5} more" if len(kept) > 5 else ""
+        typer.echo(
+            f"note: kept {len(kept)} existing file(s) that differ from the generated examples "
+            f"({shown}{more}); delete them to regenerate",
+            err=True,
+        )
+
+
+def _place_new_files(source: Path, target: Path) -> list[Path]:
+    """Copy every file under `source` to the same place under `target`, except where a file
+    with other contents is already there; returns those, left untouched."""
+    from qwenlong.core.errors import ConfigError
+
+    kept: list[Path] = []
+    for path in sorted(p for p in source.rglob("*") if p.is_file()):
+        dest = target / path.relative_to(source)
+        try:
+            if dest.exists():
+                if not dest.is_file() or dest.read_bytes() != path.read_bytes():
+                    kept.append(dest)
+                continue
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, dest)
+        except OSError as err:
+            raise ConfigError(f"{dest}: cannot write the example ({err.strerror})") from None
+    return kept
 
 
 def register(app: typer.Typer) -> None:

@@ -82,9 +82,11 @@ def generate_command(
     ),
 ) -> None:
     """Generate completions for PROMPT and print them."""
+    from qwenlong.app.input_checks import check_backend
     from qwenlong.core.backends import make_chat_model
 
     config = build_backend_config(backend, model, base_url, max_retries, timeout)
+    check_backend(config, "--model")
     conversation = [{"role": "user", "content": read_prompt(prompt)}]
     if system is not None:
         conversation.insert(0, {"role": "system", "content": system})

@@ -27,11 +27,14 @@ def train_command(
     overrides: list[str] = typer.Option([], "--set", help="Override a config key: a.b=value."),
 ) -> None:
     """RL post-training (GRPO with the QwenLong-L1.5 changes): DIR/metrics.jsonl, DIR/summary.json."""
+    from qwenlong.app.input_checks import check_train_inputs
     from qwenlong.core.config_loader import load_config
     from qwenlong.rl.config import TrainConfig
     from qwenlong.rl.trainer import train
 
-    summary = train(load_config(config, TrainConfig, overrides), out)
+    cfg = load_config(config, TrainConfig, overrides)
+    check_train_inputs(cfg)  # model folder and non-empty data, before Ray or any model
+    summary = train(cfg, out)
     typer.echo(json.dumps({key: summary[key] for key in SUMMARY_KEYS if key in summary}))
     typer.echo(f"metrics: {out / 'metrics.jsonl'}\nsummary: {out / 'summary.json'}")
 

@@ -379,7 +379,9 @@ def _write(fmt: _Format[R], records: Iterable[R], path: str | Path) -> Path:
     """Stream `records` to `path` in row groups of WRITE_BATCH_ROWS, atomically.
 
     The file appears under its name only once complete (written to a temporary name, then
-    renamed), so a killed writer never leaves a truncated file that looks finished.
+    renamed), so a killed writer never leaves a truncated file that looks finished; the
+    temporary files of killed writers of the same path are removed once this one is in place
+    (one writer per run folder: the run lock).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -396,6 +398,8 @@ def _write(fmt: _Format[R], records: Iterable[R], path: str | Path) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     tmp.replace(path)
+    for leftover in path.parent.glob(f".{path.name}.tmp-*"):
+        leftover.unlink(missing_ok=True)
     return path
 
 

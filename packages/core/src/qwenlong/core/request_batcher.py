@@ -6,6 +6,11 @@ calls over one. `MicroBatcher` puts every request on a queue; a single worker th
 oldest one, gathers the queued requests whose sampling settings are identical to it (requests
 that arrived together, or while the previous batch was generating), and runs them as one
 `generate` call. Requests with other settings wait, in arrival order, for a later call.
+
+A model that can decode step by step (the hf backend) is served by
+`qwenlong.core.continuous_batcher.ContinuousBatcher` instead, where requests join and leave
+the batch between steps; `MicroBatcher` serves every other `ChatModel` (an OpenAI-compatible
+upstream, test doubles).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
+from qwenlong.core.decoding import RequestTooLong
 from qwenlong.core.errors import BackendUnavailable
 from qwenlong.core.interfaces import ChatModel, SamplingParams
 from qwenlong.core.records import Completion, Conversation
@@ -35,8 +41,10 @@ def can_share_batch(a: SamplingParams, b: SamplingParams) -> bool:
     return a == b
 
 
-@dataclass
-class _Job:
+@dataclass(eq=False)
+class Job:
+    """One client's request and the future its handler thread waits on (hashed by identity)."""
+
     conversation: Conversation
     sampling: SamplingParams
     future: Future[list[Completion]] = field(default_factory=Future)
@@ -55,7 +63,7 @@ class MicroBatcher:
         self.model = model
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
-        self._pending: deque[_Job] = deque()
+        self._pending: deque[Job] = deque()
         self._cond = threading.Condition()
         self._closed = False
         self._worker = threading.Thread(target=self._run, name="qwenlong-batcher", daemon=True)
@@ -65,7 +73,7 @@ class MicroBatcher:
         self, conversation: Conversation, sampling: SamplingParams
     ) -> Future[list[Completion]]:
         """Queue one conversation; the future resolves to its `sampling.n` completions."""
-        job = _Job(conversation, sampling)
+        job = Job(conversation, sampling)
         with self._cond:
             if self._closed:
                 raise BackendUnavailable("the model server is shutting down")
@@ -99,7 +107,7 @@ class MicroBatcher:
         while (batch := self._take_batch()) is not None:
             self._execute(batch)
 
-    def _take_batch(self) -> list[_Job] | None:
+    def _take_batch(self) -> list[Job] | None:
         """The oldest queued request and up to `max_batch - 1` compatible ones, or None at close."""
         with self._cond:
             while not self._pending and not self._closed:
@@ -116,10 +124,10 @@ class MicroBatcher:
                     return batch
                 self._cond.wait(remaining)
 
-    def _gather(self, batch: list[_Job]) -> None:
+    def _gather(self, batch: list[Job]) -> None:
         """Move queued jobs that can join `batch` into it, keeping the rest in arrival order."""
         head = batch[0].sampling
-        kept: deque[_Job] = deque()
+        kept: deque[Job] = deque()
         for job in self._pending:
             if len(batch) < self.max_batch and can_share_batch(head, job.sampling):
                 batch.append(job)
@@ -127,13 +135,23 @@ class MicroBatcher:
                 kept.append(job)
         self._pending = kept
 
-    def _execute(self, batch: list[_Job]) -> None:
+    def _execute(self, batch: list[Job]) -> None:
+        """One `generate` call for the batch. When one request is too long for the model the
+        backend refuses the whole call, so each request is then run alone: only the long one
+        fails, with its own error."""
         try:
             results = self.model.generate([job.conversation for job in batch], batch[0].sampling)
             if len(results) != len(batch):
                 raise RuntimeError(
                     f"model returned {len(results)} results for {len(batch)} conversations"
                 )
+        except RequestTooLong as err:
+            if len(batch) == 1:
+                batch[0].future.set_exception(err)
+            else:
+                for job in batch:
+                    self._execute([job])
+            return
         except BaseException as err:  # every waiting client must hear about the failure
             log.warning("batch of %d failed: %s", len(batch), err)
             for job in batch:

@@ -9,6 +9,13 @@ metrics.jsonl is the record of truth: each line is flushed to the OS as it is wr
 the process loses nothing already logged (a power cut may; there is no fsync per step). JSON has
 no NaN or infinity, so a non-finite float is written as null. Reopening a run appends, after
 dropping a torn final line that a kill left behind.
+
+One record per step across reopenings: logging a step that was already in the file when the run
+was opened first drops that step's old records. A resumed or rerun command redoes (or re-reports)
+the steps it logs again, and appending would leave two records that disagree, e.g. eval's six
+benchmark steps becoming twelve lines. The file is rewritten only then, so a run that never
+re-logs a step (training trims its records to the checkpoint it resumes from) only appends.
+Records logged within one opening are all kept.
 """
 
 from __future__ import annotations
@@ -21,11 +28,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from qwenlong.core.atomic_files import write_text_atomic
 from qwenlong.core.config import ConfigModel
 from qwenlong.core.config_loader import write_resolved_config
 from qwenlong.core.errors import ConfigError, DatasetError
 
 MetricValue = float | int | str | bool | None
+
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.jsonl"
+RUNDIR_OUTPUTS: tuple[str, ...] = (CONFIG_FILE, METRICS_FILE, "tensorboard", "wandb", "wandb_id")
+"""What a RunDir itself writes in the run folder (wandb keeps its files under RUN/wandb)."""
 
 
 class LoggingConfig(ConfigModel):
@@ -47,8 +60,10 @@ class RunDir:
         self.path = Path(path)
         self.logging = logging
         self.path.mkdir(parents=True, exist_ok=True)
-        self.metrics_path = self.path / "metrics.jsonl"
+        self.metrics_path = self.path / METRICS_FILE
         _repair_torn_tail(self.metrics_path)
+        # Steps already in metrics.jsonl when the run was opened and not yet logged again.
+        self._earlier_steps = _logged_steps(self.metrics_path)
         self._metrics = self.metrics_path.open("a", encoding="utf-8")
         self._tensorboard: Any = None
         self._wandb: Any = None
@@ -73,12 +88,14 @@ class RunDir:
         """Write the resolved config to RUN/config.yaml (and to the wandb run, when on)."""
         if self._wandb is not None:
             self._wandb.config.update(config.model_dump(mode="json"), allow_val_change=True)
-        return write_resolved_config(config, self.path / "config.yaml")
+        return write_resolved_config(config, self.path / CONFIG_FILE)
 
     def log(self, step: int, metrics: Mapping[str, MetricValue]) -> None:
         """Append `{"step": step, **metrics}` to metrics.jsonl and flush; mirror numbers.
 
-        Numbers (bools as 0/1) go to TensorBoard and wandb; strings and nulls only to the JSONL.
+        A step already on disk when the run was opened replaces its old records (see the
+        module docstring). Numbers (bools as 0/1) go to TensorBoard and wandb; strings and
+        nulls only to the JSONL.
         """
         if self._metrics.closed:
             raise RuntimeError(f"{self.path}: log() after close()")
@@ -87,6 +104,8 @@ class RunDir:
             if name == "step":
                 raise ValueError(f"{self.path}: 'step' is the step argument, not a metric name")
             record[name] = _json_value(name, value)
+        if record["step"] in self._earlier_steps:
+            self._drop_earlier(record["step"])
         self._metrics.write(json.dumps(record, allow_nan=False) + "\n")
         self._metrics.flush()
         numeric = {
@@ -97,6 +116,22 @@ class RunDir:
                 self._tensorboard.add_scalar(name, value, global_step=record["step"])
         if self._wandb is not None and numeric:
             self._wandb.log(numeric, step=record["step"])
+
+    def _drop_earlier(self, step: int) -> None:
+        """Rewrite metrics.jsonl without the records of `step` from before this opening.
+
+        Written aside and renamed over the file, so a kill leaves either the old file or the
+        new one; other lines keep their exact bytes.
+        """
+        self._metrics.close()
+        kept = [
+            line
+            for line in self.metrics_path.read_text(encoding="utf-8").splitlines(keepends=True)
+            if _line_step(line) != step
+        ]
+        write_text_atomic(self.metrics_path, "".join(kept))
+        self._earlier_steps.discard(step)
+        self._metrics = self.metrics_path.open("a", encoding="utf-8")
 
     def close(self) -> None:
         """Flush and close every sink; safe to call twice."""
@@ -188,6 +223,21 @@ def _json_value(name: str, value: MetricValue) -> MetricValue:
     raise TypeError(
         f"metric {name!r}: expected a number, string, bool or None, got {type(value).__name__}"
     )
+
+
+def _logged_steps(path: Path) -> set[int]:
+    """The steps of the records in a metrics file (none when there is no file)."""
+    if not path.exists():
+        return set()
+    return {int(r["step"]) for r in read_metrics(path) if isinstance(r.get("step"), int)}
+
+
+def _line_step(line: str) -> int | None:
+    """The step of one metrics line, None for a blank line or a record without an int step."""
+    if not line.strip():
+        return None
+    step = json.loads(line).get("step")
+    return step if isinstance(step, int) else None
 
 
 def _repair_torn_tail(path: Path) -> None:

@@ -3,8 +3,15 @@
 `qwenlong serve` puts the transformers backend behind `POST /v1/chat/completions`, so the same
 clients (our `openai` backend, judges, synthesis workers, the eval runner) talk to a CPU toy
 model in tests and to `vllm serve` on a cluster. Only the standard library is used: a threading
-HTTP server answers clients, and a `MicroBatcher` feeds the model from one thread, merging
-requests that arrive together with identical sampling settings into one `generate` call.
+HTTP server answers clients, and one worker thread feeds the model. A model that decodes step
+by step (the hf backend) gets continuous batching (`ContinuousBatcher`: requests join and
+leave the batch between decoding steps, each with its own settings and seed); any other
+`ChatModel` gets a `MicroBatcher`, which merges requests with identical settings into one
+`generate` call.
+
+The server holds against clients: `n` and `max_tokens` are capped by its configuration, a body
+that is not JSON, is nested too deeply or asks for more than the model's positions is a 400,
+and a client that stops sending mid-request is cut off after `read_timeout_s` (408).
 
 The wire format (request validation, response bodies) lives in `qwenlong.core.chat_protocol`.
 """
@@ -31,6 +38,8 @@ from qwenlong.core.chat_protocol import (
     parse_chat_request,
     token_id_text,
 )
+from qwenlong.core.continuous_batcher import ContinuousBatcher
+from qwenlong.core.decoding import RequestTooLong, SteppedChatModel
 from qwenlong.core.errors import BackendError, BackendUnavailable, typed_first_line
 from qwenlong.core.interfaces import ChatModel
 from qwenlong.core.request_batcher import MicroBatcher
@@ -39,6 +48,12 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 256 * 1024 * 1024
 """Largest request body accepted; a 4M-token prompt is about 16 MB of text. Our choice."""
+DEFAULT_MAX_N = 16
+"""Most completions one request may ask for: a GRPO group is 8 to 16. Our choice."""
+DEFAULT_MAX_TOKENS_LIMIT = 8192
+"""Most tokens one request may ask to generate. Our choice."""
+DEFAULT_READ_TIMEOUT_S = 30.0
+"""How long a connection may stall while a request is being read. Our choice."""
 
 
 class ChatServer(ThreadingHTTPServer):
@@ -60,13 +75,25 @@ class ChatServer(ThreadingHTTPServer):
         max_batch: int = 8,
         default_max_tokens: int = 512,
         token_text: TokenText = token_id_text,
+        max_n: int = DEFAULT_MAX_N,
+        max_tokens_limit: int = DEFAULT_MAX_TOKENS_LIMIT,
+        read_timeout_s: float | None = DEFAULT_READ_TIMEOUT_S,
     ) -> None:
+        if max_n < 1 or max_tokens_limit < 1:
+            raise ValueError(f"max_n {max_n} and max_tokens_limit {max_tokens_limit} must be >= 1")
         super().__init__(address, _Handler)
         self.model = model
         self.served_name = served_name
-        self.default_max_tokens = default_max_tokens
+        self.max_n = max_n
+        self.max_tokens_limit = max_tokens_limit
+        self.default_max_tokens = min(default_max_tokens, max_tokens_limit)
+        self.read_timeout_s = read_timeout_s
         self.token_text = token_text
-        self.batcher = MicroBatcher(model, max_batch=max_batch)
+        self.batcher: ContinuousBatcher | MicroBatcher = (
+            ContinuousBatcher(model, max_batch=max_batch)
+            if isinstance(model, SteppedChatModel)
+            else MicroBatcher(model, max_batch=max_batch)
+        )
         self.started = int(time.time())
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -133,6 +160,12 @@ class _Handler(BaseHTTPRequestHandler):
     server: ChatServer
     protocol_version = "HTTP/1.1"
 
+    def setup(self) -> None:
+        # The socket timeout bounds every read (request line, headers, body) and write: a
+        # client that stalls, or sends less than its Content-Length, no longer holds a thread.
+        self.timeout = self.server.read_timeout_s
+        super().setup()
+
     def do_GET(self) -> None:
         route = {"/v1/models": self._models, "/health": self._health}.get(self.path.split("?")[0])
         self._dispatch(route)
@@ -157,10 +190,13 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             self._send(HTTPStatus.OK, route())
         except InvalidRequest as err:
-            kind = (
-                "not_found_error" if err.status == HTTPStatus.NOT_FOUND else "invalid_request_error"
-            )
+            kinds = {HTTPStatus.NOT_FOUND: "not_found_error", HTTPStatus.REQUEST_TIMEOUT: "timeout"}
+            kind = kinds.get(err.status, "invalid_request_error")
             self._send(err.status, error_body(err.message, kind, err.param, err.code))
+        except RequestTooLong as err:
+            self._send(
+                HTTPStatus.BAD_REQUEST, error_body(str(err), "invalid_request_error", "max_tokens")
+            )
         except BackendUnavailable as err:
             self._send(HTTPStatus.SERVICE_UNAVAILABLE, error_body(str(err), "service_unavailable"))
         except BackendError as err:
@@ -175,15 +211,25 @@ class _Handler(BaseHTTPRequestHandler):
             length = int(self.headers.get("Content-Length", "0"))
         except ValueError as err:
             raise InvalidRequest("Content-Length is not a number") from err
+        if length < 0:
+            raise InvalidRequest(f"Content-Length is negative: {length}")
         if length > MAX_BODY_BYTES:
             raise InvalidRequest(
                 f"request body of {length} bytes is over the {MAX_BODY_BYTES} limit"
             )
-        raw = self.rfile.read(length)
+        try:
+            raw = self.rfile.read(length)
+        except TimeoutError as err:
+            message = f"the request body did not arrive within {self.timeout:g} s"
+            raise InvalidRequest(message, None, HTTPStatus.REQUEST_TIMEOUT) from err
+        if len(raw) < length:
+            raise InvalidRequest(f"the request body ended after {len(raw)} of {length} bytes")
         try:
             return json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise InvalidRequest(f"the request body is not valid JSON: {err}") from err
+        except RecursionError as err:
+            raise InvalidRequest("the request body is nested too deeply") from err
 
     def _send(self, status: HTTPStatus, payload: dict[str, Any]) -> None:
         """Write a JSON response. After an error the connection is closed: a request body the
@@ -215,9 +261,22 @@ class _Handler(BaseHTTPRequestHandler):
     def _chat(self) -> dict[str, Any]:
         server = self.server
         body = self._read_json()
-        conversation, sampling = parse_chat_request(
-            body, server.served_name, server.default_max_tokens
-        )
+        try:
+            conversation, sampling = parse_chat_request(
+                body, server.served_name, server.default_max_tokens
+            )
+        except RecursionError as err:  # a deeply nested field, quoted in an error message
+            raise InvalidRequest("the request body is nested too deeply") from err
+        if sampling.n > server.max_n:
+            raise InvalidRequest(f"'n' is {sampling.n}; this server allows {server.max_n}", "n")
+        if sampling.max_new_tokens > server.max_tokens_limit:
+            given = body.get("max_completion_tokens") is not None
+            field = "max_completion_tokens" if given else "max_tokens"
+            raise InvalidRequest(
+                f"'{field}' is {sampling.max_new_tokens}; this server allows "
+                f"{server.max_tokens_limit}",
+                field,
+            )
         completions = server.batcher.generate(conversation, sampling)
         return chat_response(completions, server.served_name, sampling.logprobs, server.token_text)
 
@@ -231,13 +290,20 @@ def make_server(
     max_batch: int = 8,
     default_max_tokens: int = 512,
     token_text: TokenText = token_id_text,
+    max_n: int = DEFAULT_MAX_N,
+    max_tokens_limit: int = DEFAULT_MAX_TOKENS_LIMIT,
+    read_timeout_s: float | None = DEFAULT_READ_TIMEOUT_S,
 ) -> ChatServer:
     """Bind a server for `model` (port 0 picks a free one); call `.start()` or `serve_forever`.
 
     `served_name` is the name clients must send as `model` (default: `model.name`);
-    `max_batch` caps conversations per `generate` call; `default_max_tokens` applies when a
-    request sets neither `max_tokens` nor `max_completion_tokens`; `token_text` renders token
-    ids in log-prob entries (pass the tokenizer's decode).
+    `max_batch` caps the requests decoding together (conversations per `generate` call for a
+    model that cannot decode step by step); `default_max_tokens` applies when a
+    request sets neither `max_tokens` nor `max_completion_tokens` (capped at
+    `max_tokens_limit`); `token_text` renders token ids in log-prob entries (pass the
+    tokenizer's decode). Requests asking for more than `max_n` completions or
+    `max_tokens_limit` tokens are refused with 400; `read_timeout_s` (None: no limit) bounds
+    each read from a client's socket.
     """
     try:
         return ChatServer(
@@ -247,6 +313,9 @@ def make_server(
             max_batch=max_batch,
             default_max_tokens=default_max_tokens,
             token_text=token_text,
+            max_n=max_n,
+            max_tokens_limit=max_tokens_limit,
+            read_timeout_s=read_timeout_s,
         )
     except OSError as err:  # port taken, address not on this machine
         raise BackendError(f"cannot listen on {host}:{port}: {err.strerror or err}") from err

@@ -188,6 +188,7 @@ def _save_model(out: Path, config: TinyModelConfig, pad_id: int, eos_id: int) ->
     from transformers import GenerationConfig, Qwen3MoeConfig, Qwen3MoeForCausalLM
 
     from qwenlong.core.backends.hf import quiet_progress_bars
+    from qwenlong.core.file_modes import apply_umask
 
     hf_config = Qwen3MoeConfig(
         vocab_size=config.vocab_size,
@@ -218,3 +219,4 @@ def _save_model(out: Path, config: TinyModelConfig, pad_id: int, eos_id: int) ->
     )
     with quiet_progress_bars():
         model.save_pretrained(out)
+    apply_umask(out.glob("*.safetensors"))  # safetensors writes its files 0600

@@ -133,8 +133,9 @@ class RunScores(BaseModel):
 
     model: str
     solver: str
-    created: str
-    """ISO time the scores were written."""
+    created: str | None = None
+    """ISO time the scores were written, in files from before scores.json held no run
+    metadata (kept out so a resumed run's file equals a clean run's byte for byte)."""
     benchmarks: dict[str, BenchmarkScore]
     """Keyed by benchmark name, or "name@subset" when a run holds several subsets."""
 

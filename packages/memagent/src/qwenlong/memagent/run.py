@@ -3,14 +3,20 @@
     RUN/config.yaml        the resolved config
     RUN/trace.jsonl        every step's memory and plan, then a result line per sample
     RUN/predictions.jsonl  answers in input order, with the rule score where gold answers exist
-    RUN/summary.json       counts, routes, failed steps, throughput, mean rule score
-    RUN/metrics.jsonl      one line per batch
+    RUN/summary.json       counts, routes, steps, failed steps, mean rule score
+    RUN/metrics.jsonl      one line per batch answered, with its time and throughput
 
 Input is one of: a TaskSample dataset (parquet, `qwenlong.core.dataset_io`), an evals benchmark
 in its published format, or a single document file with a question. Samples go through the
 solver `batch_size` at a time; batch i always holds the same samples and samples with seed
 `sampling.seed + i`, so a resumed run (samples whose result is in the trace are skipped)
 answers like an uninterrupted one. A document file is streamed, never read whole.
+
+The trace belongs to the config that wrote it, so a rerun with another config is refused
+(`qwenlong.core.run_guard`) unless `overwrite` removes `MEMAGENT_OUTPUTS` first; one run at a
+time holds the folder's lock. summary.json holds results only; how this run went (samples
+answered now or resumed, seconds) is returned and printed, not written, so a resumed run's
+predictions and summary are byte-for-byte a clean run's.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from qwenlong.core.errors import ConfigError, DatasetError
 from qwenlong.core.interfaces import ChatModel
 from qwenlong.core.records import TaskSample
 from qwenlong.core.registry import Registry
+from qwenlong.core.run_guard import claim_run
 from qwenlong.core.rundir import RunDir
 from qwenlong.core.tokenizer import load_tokenizer as load_tokenizer_at
 from qwenlong.evals.benchmarks import get_benchmark
@@ -49,6 +56,10 @@ from qwenlong.memagent.trace import TraceStore
 RUN_SOLVERS: Registry[type] = Registry("memagent solver")
 RUN_SOLVERS.add("memagent", MemAgentSolver)
 RUN_SOLVERS.add("routed", RoutedSolver)
+
+MEMAGENT_OUTPUTS: tuple[str, ...] = ("trace.jsonl", "predictions.jsonl", "summary.json")
+"""What a memagent run writes in its folder (besides config.yaml and metrics.jsonl): what
+`overwrite` removes."""
 
 
 class DatasetInput(ConfigModel):
@@ -113,14 +124,26 @@ class MemAgentRunConfig(ConfigModel):
 
 
 def run_memagent(
-    config: MemAgentRunConfig, out: str | Path, model: ChatModel | None = None
+    config: MemAgentRunConfig,
+    out: str | Path,
+    model: ChatModel | None = None,
+    *,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Run (or resume) the agent into `out`; returns the summary.json payload.
+    """Run (or resume) the agent into `out`; returns the summary.json payload plus this run's
+    `answered_now`, `resumed` and `seconds`.
 
     `model` may be passed in (tests, notebooks); otherwise it is built from the config and
-    closed at the end.
+    closed at the end. `overwrite` starts over in a folder made with another config instead of
+    refusing it.
     """
     out = Path(out)
+    with claim_run(out, config, MEMAGENT_OUTPUTS, overwrite=overwrite):
+        return _run(config, out, model)
+
+
+def _run(config: MemAgentRunConfig, out: Path, model: ChatModel | None) -> dict[str, Any]:
+    """The agent over the input, in a run folder already claimed."""
     own_model = model is None
     chat_model = model or make_chat_model(config.model)
     try:
@@ -250,7 +273,8 @@ def _batch_metrics(trace: TraceStore, tasks: list[AgentTask], seconds: float) ->
 def _write_outputs(
     out: Path, trace: TraceStore, order: list[TaskSample], answered: int, seconds: float
 ) -> dict[str, Any]:
-    """predictions.jsonl in input order and summary.json, both recomputed from the trace."""
+    """predictions.jsonl in input order and summary.json, both recomputed from the trace; the
+    summary is returned with this run's own counts and time added (they are not written)."""
     routes: dict[str, int] = {}
     scores: list[float] = []
     totals = {"document_tokens": 0, "n_steps": 0, "failed_steps": 0}
@@ -273,13 +297,15 @@ def _write_outputs(
             handle.write(json.dumps(line, ensure_ascii=False) + "\n")
     summary = {
         "samples": len(order),
-        "answered_now": answered,
-        "resumed": len(order) - answered,
         "routes": routes,
         **totals,
-        "seconds": seconds,
         "rule_score": sum(scores) / len(scores) if scores else None,
         "scored": len(scores),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return summary
+    return {
+        **summary,
+        "answered_now": answered,
+        "resumed": len(order) - answered,
+        "seconds": seconds,
+    }

@@ -19,6 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from qwenlong.core.atomic_files import atomic_writer
 from qwenlong.core.errors import DatasetError
 from qwenlong.memagent.interfaces import AgentResult, AgentStep
 
@@ -98,12 +99,10 @@ class TraceStore:
         unfinished = any(not finished(record) for _, record in _read_lines(self.path))
         if not unfinished and _ends_with_newline(self.path):
             return
-        partial = self.path.with_name(self.path.name + ".partial")
-        with partial.open("w", encoding="utf-8") as out:
-            for _, record in _read_lines(self.path):
-                if finished(record):
-                    out.write(json.dumps(record, ensure_ascii=False) + "\n")
-        os.replace(partial, self.path)
+        records = [record for _, record in _read_lines(self.path) if finished(record)]
+        with atomic_writer(self.path) as out:
+            for record in records:
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
 
     def _finished(self, record: dict[str, Any]) -> bool:
         """A result line, or a step of a sample whose result line exists."""

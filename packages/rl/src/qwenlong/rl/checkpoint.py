@@ -38,9 +38,9 @@ from typing import Any
 import numpy as np
 import torch
 from pydantic import BaseModel
-from pydantic_core import to_jsonable_python
 from torch import Tensor
 
+from qwenlong.core import run_guard
 from qwenlong.core.errors import ConfigError, DatasetError
 from qwenlong.core.safetensors_io import read_sharded, weight_files, write_sharded
 
@@ -99,34 +99,9 @@ batch sizes, seeds, worker counts) must match to resume."""
 def flat_config(
     config: BaseModel | Mapping[str, Any], exclude: Iterable[str] = RESUME_MUTABLE_KEYS
 ) -> dict[str, Any]:
-    """The resolved config as {dotted path: JSON value}, minus the `exclude` fields.
-
-    Lists are indexed like sections (`stages.0.max_input_tokens`), so a change inside one
-    stage names that field.
-    """
-    data = config.model_dump(mode="json") if isinstance(config, BaseModel) else config
-    patterns = [tuple(entry.split(".")) for entry in exclude]
-    flat: dict[str, Any] = {}
-
-    def excluded(path: tuple[str, ...]) -> bool:
-        return any(
-            path[i : i + len(p)] == p for p in patterns for i in range(len(path) - len(p) + 1)
-        )
-
-    def walk(value: Any, path: tuple[str, ...]) -> None:
-        if path and excluded(path):
-            return
-        if isinstance(value, Mapping) and value:
-            for key, item in value.items():
-                walk(item, (*path, str(key)))
-        elif isinstance(value, list | tuple) and value and path:
-            for i, item in enumerate(value):
-                walk(item, (*path, str(i)))
-        else:
-            flat[".".join(path)] = to_jsonable_python(value)
-
-    walk(to_jsonable_python(data), ())
-    return flat
+    """The resolved config as {dotted path: JSON value}, minus the `exclude` fields (the keys a
+    resume may change): core's `run_guard.flat_config`, which every resuming command shares."""
+    return run_guard.flat_config(config, exclude)
 
 
 def _hash(flat: Mapping[str, Any]) -> str:
@@ -329,16 +304,6 @@ class Checkpoint:
         restore_rng(rng_json, rng_torch)
 
 
-def _differences(saved: Mapping[str, Any], now: Mapping[str, Any], limit: int = 8) -> str:
-    keys = sorted(k for k in saved.keys() | now.keys() if saved.get(k, ...) != now.get(k, ...))
-    shown = [
-        f"{k} {json.dumps(saved.get(k, '<absent>'))} -> {json.dumps(now.get(k, '<absent>'))}"
-        for k in keys[:limit]
-    ]
-    more = f" (and {len(keys) - limit} more)" if len(keys) > limit else ""
-    return ", ".join(shown) + more
-
-
 def load_checkpoint(
     path: str | Path,
     expected_fingerprint: str | None,
@@ -364,7 +329,7 @@ def load_checkpoint(
     if expected_fingerprint is not None and saved != expected_fingerprint:
         stored = state.get("config")
         if stored is not None and expected_config is not None:
-            detail = _differences(stored, flat_config(expected_config))
+            detail = run_guard.config_differences(stored, flat_config(expected_config))
         else:
             detail = f"fingerprint {saved[:12]} in the checkpoint, {expected_fingerprint[:12]} now"
         raise ConfigError(

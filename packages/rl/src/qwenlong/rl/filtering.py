@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
+from qwenlong.core.atomic_files import atomic_writer
 from qwenlong.core.config import ConfigModel
 from qwenlong.core.errors import DatasetError
 from qwenlong.core.records import TaskSample
@@ -181,10 +182,12 @@ class PassRateTally:
             self.passed[key], self.attempts[key] = int(passed), int(attempts)
 
     def save(self, path: str | Path) -> Path:
-        """Write the tally as JSON Lines: {"id", "passed", "attempts", "pass_rate"} per sample."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", encoding="utf-8") as handle:
+        """Write the tally as JSON Lines: {"id", "passed", "attempts", "pass_rate"} per sample.
+
+        Written aside and renamed into place: a run that finds the file takes the stage's pass
+        rates as recorded, so a kill must never leave part of them under that name.
+        """
+        with atomic_writer(path) as handle:
             for key, n in self.attempts.items():
                 record = {"id": key, "passed": self.passed[key], "attempts": n}
                 handle.write(json.dumps({**record, "pass_rate": self.passed[key] / n}) + "\n")

@@ -21,6 +21,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from qwenlong.core.atomic_files import write_text_atomic
 from qwenlong.core.dataset_io import read_samples
 from qwenlong.core.errors import DatasetError
 from qwenlong.core.records import TaskSample
@@ -178,9 +179,10 @@ def prepare_run(config: TrainConfig, out: Path) -> RunPlan:
 
 def _trim_records(paths: RunPaths, step: int) -> None:
     """Drop records of steps after `step` from the metrics and held-out logs: the killed run
-    logged them after its last checkpoint, and the resumed run logs them again."""
+    logged them after its last checkpoint, and the resumed run logs them again. Each file is
+    rewritten aside and renamed over the old one, so a kill here loses no record."""
     for path in (paths.metrics, paths.heldout):
         if not path.exists():
             continue
         kept = [r for r in read_metrics(path) if int(r["step"]) <= step]
-        path.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
+        write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in kept))

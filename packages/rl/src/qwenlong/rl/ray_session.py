@@ -1,4 +1,9 @@
-"""Ray for the duration of a run: attach to a cluster, or start a local Ray in this process."""
+"""Ray for the duration of a run: attach to a cluster, or start a local Ray in this process.
+
+A local Ray listens on loopback only: its GCS, raylet, agents and workers all open ports, and
+on a shared machine nothing outside it should reach them. It is recorded as it starts, so a
+later run can kill what it leaves behind if this driver is killed (`qwenlong.rl.ray_leftovers`).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,10 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from qwenlong.rl import ray_leftovers
 from qwenlong.rl.config import RayConfig
+
+LOOPBACK = "127.0.0.1"
 
 
 @contextmanager
@@ -14,7 +22,8 @@ def ray_session(config: RayConfig) -> Iterator[None]:
     """Ray for the duration: attach to `address`, or start a local Ray in this process.
 
     An already initialised Ray (a test fixture, a notebook) is used as is and left running;
-    a Ray started here is shut down on exit. Without Ray (`enabled: false`), nothing.
+    a Ray started here is shut down on exit. Without Ray (`enabled: false`), nothing. Before a
+    local Ray starts, the processes of local Rays whose drivers were killed are killed.
     """
     if not config.enabled:
         yield
@@ -23,17 +32,47 @@ def ray_session(config: RayConfig) -> Iterator[None]:
 
     _keep_workers_in_this_environment()
     started = False
+    record = None
     if not ray.is_initialized():
         if config.address is not None:
             ray.init(address=config.address, log_to_driver=False)
         else:
-            ray.init(num_cpus=config.num_cpus, include_dashboard=False, log_to_driver=False)
+            ray_leftovers.reap_leftovers()
+            with _node_address_may_be_loopback():
+                context = ray.init(
+                    num_cpus=config.num_cpus,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    _node_ip_address=LOOPBACK,
+                )
+            record = ray_leftovers.record(context.address_info["session_dir"])
         started = True
     try:
         yield
     finally:
         if started:
             ray.shutdown()
+            ray_leftovers.forget(record)
+
+
+@contextmanager
+def _node_address_may_be_loopback() -> Iterator[None]:
+    """Let `ray.init(_node_ip_address="127.0.0.1")` keep the loopback address.
+
+    Ray 2.60 replaces a loopback node address by the machine's routable one (its
+    `resolve_ip_for_localhost`) except where local-only clusters are the rule (macOS, Windows:
+    `ENABLE_RAY_CLUSTER` false). Switched off while this local Ray starts, every Ray process
+    binds 127.0.0.1; afterwards Ray reads the address from the running node, and attaching to a
+    real cluster later in the process is unaffected.
+    """
+    from ray._private import ray_constants
+
+    previous = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = previous
 
 
 def _keep_workers_in_this_environment() -> None:

@@ -13,6 +13,7 @@ import json
 import shutil
 from typing import Any
 
+from qwenlong.core.atomic_files import write_text_atomic
 from qwenlong.core.records import TaskSample
 from qwenlong.core.rundir import RunDir, read_metrics
 from qwenlong.core.seeding import derive_seed
@@ -168,7 +169,9 @@ class TrainingSession:
         )
         report_path = self.paths.stage_filter_report(span.name)
         report_path.write_text(json.dumps(report, indent=1), encoding="utf-8")
-        ids_path.write_text(json.dumps([s.id for s in kept]), encoding="utf-8")
+        # Written aside and renamed: a resumed run trusts this file once it exists, so a kill
+        # must never leave it there half-written.
+        write_text_atomic(ids_path, json.dumps([s.id for s in kept]))
         return kept
 
     def _restore(self, checkpoint: Checkpoint) -> None:

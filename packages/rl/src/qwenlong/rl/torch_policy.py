@@ -30,6 +30,7 @@ from torch import Tensor
 from qwenlong.core.backends.hf import quiet_progress_bars
 from qwenlong.core.config import ConfigModel
 from qwenlong.core.errors import BackendError, first_line
+from qwenlong.core.file_modes import apply_umask
 from qwenlong.core.hf_weights import HFWeightReceiver, export_hf_weights, load_hf_weights
 from qwenlong.rl.batch_checks import check_batch, check_per_token, check_trainable, check_update
 from qwenlong.rl.data_parallel import all_reduce_gradients
@@ -271,6 +272,7 @@ class TorchPolicy:
         with quiet_progress_bars():
             self.model.save_pretrained(out)
             AutoTokenizer.from_pretrained(self.model_path).save_pretrained(out)
+        apply_umask(out.glob("*.safetensors"))  # safetensors writes its files 0600
         return out
 
     # --- internals ----------------------------------------------------------------------

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from qwenlong.core.interfaces import SamplingParams
+from qwenlong.core.run_lock import RunLock
 from qwenlong.core.rundir import RunDir
 from qwenlong.core.seeding import derive_seed
 from qwenlong.rl.advantages import compute_advantages
@@ -41,9 +42,16 @@ def train(config: TrainConfig, out_dir: str | Path) -> dict[str, Any]:
     """Run the RL recipe `config` into `out_dir`, resuming from its latest checkpoint.
 
     Returns the summary also written to RUN/summary.json. Every check on the config, the data
-    and the checkpoint to resume runs before any model is loaded.
+    and the checkpoint to resume runs before any model is loaded, under the folder's lock
+    (qwenlong.core.run_lock): a second run into the same folder is refused.
     """
-    plan = prepare_run(config, Path(out_dir))
+    with RunLock(Path(out_dir)):
+        return _train(config, Path(out_dir))
+
+
+def _train(config: TrainConfig, out_dir: Path) -> dict[str, Any]:
+    """The run itself, with the folder locked."""
+    plan = prepare_run(config, out_dir)
     with RunDir(plan.out, config.logging) as run, ray_session(config.ray):
         run.save_config(config)
         start = warm_start(config, plan)

@@ -17,7 +17,8 @@ class HFBackendConfig(ConfigModel):
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
     """Weights dtype. float32 on CPU; bfloat16 is the usual choice on GPU."""
     batch_size: int = Field(default=8, ge=1)
-    """Conversations per forward batch (each expanded n times for n samples)."""
+    """Conversations decoding together at most (each expanded n times for n samples); the
+    place of one that finishes goes to the next waiting one."""
     torch_threads: int | None = None
     """torch intra-op threads; set 1 when several workers share few cores."""
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -90,12 +89,9 @@ def _pct(value: float) -> float | None:
 def write_scores(
     path: Path, entries: Mapping[str, dict[str, Any]], model: str, solver: str
 ) -> Path:
-    payload = {
-        "model": model,
-        "solver": solver,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "benchmarks": dict(entries),
-    }
+    """Write a scores file: model, solver and the benchmark entries, nothing about the run
+    itself (no timestamp), so a resumed run's file is byte-for-byte a clean run's."""
+    payload = {"model": model, "solver": solver, "benchmarks": dict(entries)}
     path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
     return path
 

@@ -7,7 +7,10 @@
     write scores.json, scores.official.json, report.md
 
 The run directory is the unit of resumption: predictions/<benchmark>.jsonl grows chunk by chunk,
-the judge's verdicts are cached in judge_cache.jsonl, and everything else is recomputed.
+the judge's verdicts are cached in judge_cache.jsonl, and everything else is recomputed. Stored
+predictions belong to the config that made them, so a rerun with another config is refused
+(`qwenlong.core.run_guard`) unless `overwrite` removes `EVAL_OUTPUTS` first; one run at a time
+holds the folder's lock.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 from qwenlong.core.backends import make_chat_model
 from qwenlong.core.errors import ConfigError
 from qwenlong.core.interfaces import ChatModel, SamplingParams
+from qwenlong.core.run_guard import TRANSPORT_KEYS, claim_run
 from qwenlong.core.rundir import RunDir
 from qwenlong.core.tokenizer import load_tokenizer
 from qwenlong.evals.benchmarks import get_benchmark
@@ -32,20 +36,53 @@ from qwenlong.evals.run.store import PredictionStore
 from qwenlong.evals.solver import SOLVERS
 from qwenlong.evals.truncation import HFTokenCounter
 
+EVAL_OUTPUTS: tuple[str, ...] = (
+    "predictions",
+    "scored",
+    "scores.json",
+    "scores.official.json",
+    "report.md",
+    "judge_cache.jsonl",
+)
+"""What an eval writes in its run folder (besides config.yaml and metrics.jsonl): what
+`overwrite` removes."""
+
+EVAL_EXEMPT: tuple[str, ...] = (*TRANSPORT_KEYS, "bootstrap_resamples")
+"""Keys a rerun may change. Only the confidence intervals depend on `bootstrap_resamples`, and
+they are recomputed from the stored predictions on every run, so a rerun with a new value
+reports exactly what a fresh run would."""
+
 
 def run_eval(
     config: EvalConfig,
     out: Path,
     model: ChatModel | None = None,
     judge: Judge | None = None,
+    *,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Run (or resume) the eval in `out`; returns the paper-metric scores.json payload.
 
     `model` and `judge` may be passed in (tests, notebooks); otherwise they are built from the
-    config.
+    config. `overwrite` starts over in a folder made with another config instead of refusing it.
     """
-    run = RunDir(out)
-    run.save_config(config)
+    _check_unique_keys(config)
+    with (
+        claim_run(out, config, EVAL_OUTPUTS, overwrite=overwrite, exempt=EVAL_EXEMPT),
+        RunDir(out) as run,
+    ):
+        run.save_config(config)
+        return _evaluate(config, out, run, model, judge)
+
+
+def _evaluate(
+    config: EvalConfig,
+    out: Path,
+    run: RunDir,
+    model: ChatModel | None,
+    judge: Judge | None,
+) -> dict[str, Any]:
+    """Generate, score and report, in a run folder already claimed and opened."""
     model = model or make_chat_model(config.model)
     tokenizer = _load_tokenizer(config)
     if judge is None and config.judge is not None:
@@ -65,7 +102,6 @@ def run_eval(
     )
     entries: dict[MetricKind, dict[str, dict[str, Any]]] = {kind: {} for kind in kinds}
     counter = HFTokenCounter(tokenizer) if tokenizer is not None else None
-    _check_unique_keys(config)
     for step, bench_run in enumerate(config.benchmarks):
         bench = get_benchmark(bench_run.name)
         samples = bench.load(bench_run.path, bench_run.subset, counter)
@@ -98,7 +134,6 @@ def run_eval(
                 "outage": outcome.outage,
             },
         )
-    run.close()
     name = config.model.model
     primary = entries[kinds[0]]
     write_scores(out / "scores.json", primary, name, config.solver)

@@ -3,8 +3,9 @@
 Peak memory is one float32 tensor per model (their stacked deltas) plus the base tensor and a
 handful of temporaries and masks of that same size, whatever the checkpoint size: measured at
 about 12 tensor-sizes for two models, so the largest Qwen3-30B-A3B tensor (the 151936 x 2048
-embedding, 1.2 GB in float32) merges in about 15 GB. Every model is checked against the base (names, shapes) before anything is
-written, the output is built under a temporary name and renamed when complete, and the base's
+embedding, 1.2 GB in float32) merges in about 15 GB. Every model is checked against the base
+(names, shapes) before anything is written, the output is built under a temporary name and
+renamed when complete (an earlier output is moved aside first, then deleted), and the base's
 config, tokenizer and generation files are copied so transformers loads the result as it is.
 """
 
@@ -156,8 +157,9 @@ def merge_checkpoints(config: MergeConfig) -> MergeSummary:
     start = time.perf_counter()
     output = _check_output(config)
     staging = output.parent / f".{output.name}.partial"
-    if staging.exists():
-        shutil.rmtree(staging)
+    for leftover in (staging, _replaced(output)):  # of a merge killed before it finished
+        if leftover.exists():
+            shutil.rmtree(leftover)
     staging.mkdir(parents=True)
     try:
         shards, stats = _merge_into(config, staging)
@@ -168,10 +170,26 @@ def merge_checkpoints(config: MergeConfig) -> MergeSummary:
         raise
     summary = MergeSummary(str(output), shards, stats, time.perf_counter() - start)
     (staging / "merge_summary.json").write_text(json.dumps(summary.to_json(), indent=2) + "\n")
-    if output.exists():
-        shutil.rmtree(output)
-    staging.rename(output)
+    _move_into_place(staging, output)
     return summary
+
+
+def _replaced(output: Path) -> Path:
+    """Where an earlier output is moved while the new one takes its place."""
+    return output.parent / f".{output.name}.old"
+
+
+def _move_into_place(staging: Path, output: Path) -> None:
+    """Rename the finished `staging` to `output`. An earlier output (overwrite) is renamed aside
+    first and deleted last: deleting it in place would leave, to a kill during the deletion, a
+    folder at `output` with some of its shards gone. A kill now leaves the old model or the new
+    one at `output`, whole, or (between the two renames) nothing there."""
+    old = _replaced(output)
+    if output.exists():
+        output.rename(old)
+    staging.rename(output)
+    if old.exists():
+        shutil.rmtree(old)
 
 
 def _merge_into(config: MergeConfig, staging: Path) -> tuple[list[str], MergeStats]:

@@ -12,6 +12,10 @@
 Cheap filters run before verification so the model is never asked about a sample that would be
 dropped anyway. Everything after generation is deterministic for the seed and recomputed on a
 resumed run; verification's model calls are stored per sample and never repeated.
+
+A rerun resumes only with the config the folder was made with (`qwenlong.core.run_guard`):
+the stored world, triples and candidates were made by that config, so a changed one is refused
+unless `overwrite` removes `SYNTH_OUTPUTS` first. One run at a time holds the folder's lock.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 from qwenlong.core.backends import make_chat_model
 from qwenlong.core.dataset_io import write_samples
 from qwenlong.core.interfaces import ChatModel
+from qwenlong.core.run_guard import claim_run
 from qwenlong.core.rundir import RunDir
 from qwenlong.core.seeding import derive_rng
 from qwenlong.core.tokenizer import load_tokenizer
@@ -41,6 +46,20 @@ from qwenlong.synth.pipeline.stages import corpus_stage, extract_stage, generate
 from qwenlong.synth.report import write_report
 from qwenlong.synth.verify.checks import verify_samples
 
+SYNTH_OUTPUTS: tuple[str, ...] = (
+    "corpus",
+    "extract",
+    "candidates",
+    "verify",
+    "dataset",
+    "report.md",
+    "context_lengths_*.png",
+    "summary.json",
+    "judge_cache.jsonl",
+)
+"""What synthesis writes in its run folder (besides config.yaml and metrics.jsonl): what
+`overwrite` removes."""
+
 
 def run_synth(
     config: SynthConfig,
@@ -49,13 +68,26 @@ def run_synth(
     llm: ChatModel | None = None,
     solver: ChatModel | None = None,
     judge: Judge | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Run (or resume) synthesis into `out`; returns the summary also written to summary.json.
 
     Models may be passed in (tests, notebooks); otherwise they are built from the config.
+    `overwrite` starts over in a folder made with another config instead of refusing it.
     """
-    run = RunDir(out)
-    run.save_config(config)
+    with claim_run(out, config, SYNTH_OUTPUTS, overwrite=overwrite), RunDir(out) as run:
+        run.save_config(config)
+        return _synthesize(config, out, run, llm, solver, judge)
+
+
+def _synthesize(
+    config: SynthConfig,
+    out: Path,
+    run: RunDir,
+    llm: ChatModel | None,
+    solver: ChatModel | None,
+    judge: Judge | None,
+) -> dict[str, Any]:
     tokenizer = load_tokenizer(config.tokenizer)
     count = HFTokenCounter(tokenizer)
     llm = llm or (make_chat_model(config.llm) if config.llm else None)
@@ -102,5 +134,4 @@ def run_synth(
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     run.log(0, {"samples": len(dataset), "candidates": len(candidates), "drops": len(drops)})
-    run.close()
     return summary

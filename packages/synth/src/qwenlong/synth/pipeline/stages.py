@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from qwenlong.core.atomic_files import write_text_atomic
 from qwenlong.core.dataset_io import read_documents, read_samples, write_documents, write_samples
 from qwenlong.core.interfaces import ChatModel
 from qwenlong.core.progress import progress_bar
@@ -112,9 +113,7 @@ def generate_stage(
             info = {"mode": mode, "samples": len(made), "stats": generator.stats.as_dict()}
             # Written aside and renamed: the info file marks the generator as done, so a kill
             # must never leave it present but empty.
-            partial = info_path.with_suffix(".json.partial")
-            partial.write_text(json.dumps(info, indent=2, default=str) + "\n")
-            partial.replace(info_path)
+            write_text_atomic(info_path, json.dumps(info, indent=2, default=str) + "\n")
             modes[name] = mode
         samples += made
     return samples, modes
