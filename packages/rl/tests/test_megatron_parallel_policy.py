@@ -132,7 +132,10 @@ def _check_step(model: Path, layout: dict[str, Any], world: int) -> None:
             )
             assert high >= 1.0 >= low
         trained = dict(group.export_weights())
-        for tensor_name, tensor in reference.export_weights():
+        reference_weights = dict(reference.export_weights())
+        assert set(trained) == set(reference_weights)  # HF's on-disk names, from any layout
+        for tensor_name, tensor in reference_weights.items():
+            assert trained[tensor_name].dtype == tensor.dtype
             torch.testing.assert_close(trained[tensor_name], tensor, atol=1e-5, rtol=0)
     finally:
         group.close()

@@ -135,6 +135,8 @@ def test_tiny_run_writes_metrics_summary_plots_and_checkpoints(
         assert record["sequences"] == 4 * 2
         assert {f"reward/{t}" for t in config.sampler.tasks} <= set(record)
         assert 0 <= record["reward_mean"] <= 1
+        # the HF engine and the torch policy compute the same float32 log_softmax(logits / T)
+        assert record["mismatch/tokens"] > 0 and record["mismatch/logprob_abs_diff"] < 1e-4
     assert records[-1]["heldout_reward"] == summary["heldout_reward_after"]
     assert any(r["reward/dialogue_memory"] > 0 for r in records)
     on_disk = json.loads((out / "summary.json").read_text())

@@ -12,75 +12,26 @@ ahead of it at admission, not for other requests' whole generations.
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections import deque
-from concurrent.futures import Future
 from typing import Any
 
 from qwenlong.core.decoding import StepDecoder, SteppedChatModel
-from qwenlong.core.errors import BackendUnavailable
-from qwenlong.core.interfaces import SamplingParams
-from qwenlong.core.records import Completion, Conversation
-from qwenlong.core.request_batcher import Job
+from qwenlong.core.request_batcher import Job, QueuedBatcher
 
 log = logging.getLogger(__name__)
 
 
-class ContinuousBatcher:
-    """Serialises a `SteppedChatModel` behind a queue; same interface as `MicroBatcher`."""
+class ContinuousBatcher(QueuedBatcher):
+    """Serialises a `SteppedChatModel` behind a queue; same interface as `MicroBatcher`.
+    `max_batch` requests decode at once at most (each with its `n` samples)."""
+
+    model: SteppedChatModel
 
     def __init__(
         self, model: SteppedChatModel, max_batch: int = 8, max_wait_s: float = 0.005
     ) -> None:
-        """`max_batch` requests decode at once at most (each with its `n` samples); an idle
-        worker that takes a request waits up to `max_wait_s` for companions, so clients that
-        fire together share one prefill. Both are our choices, not published."""
-        if max_batch < 1:
-            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
-        self.model = model
-        self.max_batch = max_batch
-        self.max_wait_s = max_wait_s
-        self._pending: deque[Job] = deque()
-        self._running: set[Job] = set()
-        self._cond = threading.Condition()
-        self._closed = False
-        self._worker = threading.Thread(target=self._run, name="qwenlong-batcher", daemon=True)
-        self._worker.start()
-
-    def submit(
-        self, conversation: Conversation, sampling: SamplingParams
-    ) -> Future[list[Completion]]:
-        """Queue one conversation; the future resolves to its `sampling.n` completions."""
-        job = Job(conversation, sampling)
-        with self._cond:
-            if self._closed:
-                raise BackendUnavailable("the model server is shutting down")
-            self._pending.append(job)
-            self._cond.notify_all()
-        return job.future
-
-    def generate(self, conversation: Conversation, sampling: SamplingParams) -> list[Completion]:
-        """Blocking form of `submit`: the caller's thread waits for its completions."""
-        return self.submit(conversation, sampling).result()
-
-    @property
-    def pending(self) -> int:
-        """Requests queued and not yet admitted to the batch."""
-        with self._cond:
-            return len(self._pending)
-
-    def close(self) -> None:
-        """Stop taking requests, fail the queued ones, let the admitted ones finish."""
-        with self._cond:
-            self._closed = True
-            abandoned = list(self._pending)
-            self._pending.clear()
-            self._cond.notify_all()
-        for job in abandoned:
-            job.future.set_exception(BackendUnavailable("the model server shut down"))
-        if self._worker is not threading.current_thread():
-            self._worker.join()
+        self._running: set[Job] = set()  # before the worker starts
+        super().__init__(model, max_batch, max_wait_s)
 
     def _run(self) -> None:
         decoder: StepDecoder[Job] = self.model.decoder()

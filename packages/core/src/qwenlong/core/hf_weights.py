@@ -65,6 +65,38 @@ def hf_weight_names(model: nn.Module) -> dict[str, tuple[int, ...]]:
     return names
 
 
+class StreamCheck:
+    """What makes a weight stream strict, for any receiver: every tensor is one the model
+    expects (`expected`: {on-disk name: shape}), with its shape, arrives once, and all of
+    them arrive. Errors are one line naming `where` and the tensor."""
+
+    def __init__(self, expected: dict[str, tuple[int, ...]], where: str) -> None:
+        self.expected, self.where = expected, where
+        self.received: set[str] = set()
+
+    def check(self, name: str, tensor: Tensor) -> None:
+        """Raise BackendError unless `name` may arrive now with `tensor`'s shape."""
+        if name not in self.expected:
+            raise BackendError(f"{self.where}: load_weights got unknown tensor {name!r}")
+        if tuple(tensor.shape) != self.expected[name]:
+            raise BackendError(
+                f"{self.where}: load_weights tensor {name!r} has shape {tuple(tensor.shape)}, "
+                f"the model's is {self.expected[name]}"
+            )
+        if name in self.received:
+            raise BackendError(f"{self.where}: load_weights got tensor {name!r} twice")
+        self.received.add(name)
+
+    def finish(self) -> int:
+        """Check that every expected tensor arrived; the number received."""
+        missing = sorted(set(self.expected) - self.received)
+        if missing:
+            shown = ", ".join(repr(name) for name in missing[:3])
+            more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+            raise BackendError(f"{self.where}: load_weights never received {shown}{more}")
+        return len(self.received)
+
+
 class HFWeightReceiver:
     """Copies a stream of on-disk named tensors into `model` in place, strictly.
 
@@ -90,21 +122,13 @@ class HFWeightReceiver:
             for piece, shape in pieces.items():
                 self.parent_of[piece] = parent
                 self.shape_of[piece] = shape
-        self.received: set[str] = set()
+        self.check = StreamCheck(self.shape_of, where)
         self._index_maps: dict[str, dict[str, Tensor]] = {}
 
     def receive(self, name: str, tensor: Tensor) -> None:
         """Copy one on-disk tensor into its place."""
-        parent = self.parent_of.get(name)
-        if parent is None:
-            raise BackendError(f"{self.where}: load_weights got unknown tensor {name!r}")
-        if tuple(tensor.shape) != self.shape_of[name]:
-            raise BackendError(
-                f"{self.where}: load_weights tensor {name!r} has shape {tuple(tensor.shape)}, "
-                f"the model's is {self.shape_of[name]}"
-            )
-        if name in self.received:
-            raise BackendError(f"{self.where}: load_weights got tensor {name!r} twice")
+        self.check.check(name, tensor)
+        parent = self.parent_of[name]
         target = self.parents[parent]
         with torch.no_grad():
             if self.pieces_of[parent] == {name} and tuple(target.shape) == tuple(tensor.shape):
@@ -113,8 +137,7 @@ class HFWeightReceiver:
                 index = self._index_map(parent)[name].reshape(-1).to(target.device)
                 flat = target.view(-1)
                 flat[index] = tensor.reshape(-1).to(target.device, target.dtype, copy=True)
-        self.received.add(name)
-        if self.pieces_of[parent] <= self.received:
+        if self.pieces_of[parent] <= self.check.received:
             self._index_maps.pop(parent, None)
 
     def receive_all(self, weights: Iterable[tuple[str, Tensor]]) -> int:
@@ -125,12 +148,7 @@ class HFWeightReceiver:
 
     def finish(self) -> int:
         """Check that every on-disk tensor arrived; the number received."""
-        missing = sorted(set(self.parent_of) - self.received)
-        if missing:
-            shown = ", ".join(repr(name) for name in missing[:3])
-            more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-            raise BackendError(f"{self.where}: load_weights never received {shown}{more}")
-        return len(self.received)
+        return self.check.finish()
 
     def _index_map(self, parent: str) -> dict[str, Tensor]:
         if parent not in self._index_maps:

@@ -21,6 +21,7 @@ import time
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any
 
 from qwenlong.core.decoding import RequestTooLong
 from qwenlong.core.errors import BackendUnavailable
@@ -50,14 +51,15 @@ class Job:
     future: Future[list[Completion]] = field(default_factory=Future)
 
 
-class MicroBatcher:
-    """Serialises calls into one `ChatModel` and merges compatible concurrent ones."""
+class QueuedBatcher:
+    """The part both batchers share: a queue of jobs served by one worker thread (`_run`,
+    given by each batcher), `submit` / `generate` for the clients, and a `close` that fails
+    the jobs still queued and lets the worker finish what it took."""
 
-    def __init__(self, model: ChatModel, max_batch: int = 8, max_wait_s: float = 0.005) -> None:
-        """`max_batch` conversations at most per `generate` call; after taking a request the
-        worker waits up to `max_wait_s` for companions that are about to arrive (clients that
-        fire together rarely land in the same millisecond). Both are our choices, not published.
-        """
+    def __init__(self, model: Any, max_batch: int = 8, max_wait_s: float = 0.005) -> None:
+        """`max_batch` requests at once at most; after taking a request the worker waits up to
+        `max_wait_s` for companions that are about to arrive (clients that fire together rarely
+        land in the same millisecond). Both are our choices, not published."""
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
         self.model = model
@@ -82,7 +84,7 @@ class MicroBatcher:
         return job.future
 
     def generate(self, conversation: Conversation, sampling: SamplingParams) -> list[Completion]:
-        """Blocking form of `submit`: the caller's thread waits for its batch to finish."""
+        """Blocking form of `submit`: the caller's thread waits for its completions."""
         return self.submit(conversation, sampling).result()
 
     @property
@@ -92,7 +94,7 @@ class MicroBatcher:
             return len(self._pending)
 
     def close(self) -> None:
-        """Stop taking requests, let the batch in progress finish, fail the ones still queued."""
+        """Stop taking requests, fail the queued ones, let the worker finish what it took."""
         with self._cond:
             self._closed = True
             abandoned = list(self._pending)
@@ -102,6 +104,15 @@ class MicroBatcher:
             job.future.set_exception(BackendUnavailable("the model server shut down"))
         if self._worker is not threading.current_thread():
             self._worker.join()
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class MicroBatcher(QueuedBatcher):
+    """Serialises calls into one `ChatModel` and merges compatible concurrent ones."""
+
+    model: ChatModel
 
     def _run(self) -> None:
         while (batch := self._take_batch()) is not None:

@@ -450,3 +450,13 @@ def read_sharded(folder: Path) -> Iterator[tuple[str, Tensor]]:
         with SafetensorsFile(path) as file:
             for name in file.specs:
                 yield name, file.get(name)
+
+
+def read_specs(folder: Path) -> dict[str, TensorSpec]:
+    """{name: spec} of every tensor of `folder`'s weights, from the headers alone (no tensor is
+    read): what an engine loading this model expects a weight stream to hold."""
+    specs: dict[str, TensorSpec] = {}
+    for path in weight_files(folder):
+        with SafetensorsFile(path) as file:
+            specs.update(file.specs)
+    return specs

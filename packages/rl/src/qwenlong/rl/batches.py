@@ -117,8 +117,11 @@ class PolicyUpdate:
     global_tokens: int
     """Number of tokens that contribute to the loss across the WHOLE global batch (all ranks,
     all micro-batches): the denominator of the token-level loss (Eq.4)."""
+    is_weights: Tensor | None = None
+    """[N] truncated importance weights min(pi_old / mu, C) of the policy-gradient term
+    (qwenlong.rl.rollout_correction); None without the correction."""
 
-    PER_TOKEN = ("advantages", "token_mask", "old_logprobs", "ref_logprobs")
+    PER_TOKEN = ("advantages", "token_mask", "old_logprobs", "ref_logprobs", "is_weights")
     """The fields holding one value per token of the batch."""
 
     def select(self, positions: Tensor, global_tokens: int | None = None) -> PolicyUpdate:
@@ -135,6 +138,7 @@ class PolicyUpdate:
             old_logprobs=cut(self.old_logprobs),
             ref_logprobs=cut(self.ref_logprobs),
             global_tokens=self.global_tokens if global_tokens is None else global_tokens,
+            is_weights=cut(self.is_weights),
         )
 
 

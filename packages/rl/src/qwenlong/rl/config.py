@@ -31,6 +31,8 @@ from qwenlong.rl.masks import NegativeClipConfig
 from qwenlong.rl.megatron.config import MegatronPolicyConfig
 from qwenlong.rl.prompting import PromptBuilder
 from qwenlong.rl.rewards import RewardConfig
+from qwenlong.rl.rollout.vllm_config import VLLMRolloutConfig
+from qwenlong.rl.rollout_correction import RolloutCorrectionConfig
 from qwenlong.rl.sampler import SamplerConfig
 from qwenlong.rl.stages import StageConfig
 from qwenlong.rl.torch_policy import TorchPolicyConfig
@@ -51,6 +53,7 @@ EngineFactory = Callable[["TrainConfig", str], RolloutEngine]
 """(run config, model directory as the workers see it) -> the started rollout engines."""
 ROLLOUT_BACKENDS: Registry[EngineFactory] = Registry("rollout backend")
 ROLLOUT_BACKENDS.add_lazy("hf", "qwenlong.rl.rollout.hf_group:start_hf_engines")
+ROLLOUT_BACKENDS.add_lazy("vllm", "qwenlong.rl.rollout.vllm_group:start_vllm_engines")
 
 RolloutFactory = Callable[["RolloutConfig", RolloutEngine, PromptBuilder], Rollout]
 """(rollout config, engine, prompt builder) -> the bound rollout kind
@@ -81,8 +84,8 @@ class RolloutConfig(ConfigModel):
     chunk by chunk; each memory update and the final answer is a training sequence carrying
     its trajectory's advantage (RECIPE.md section 3, qwenlong.rl.rollout.memagent)."""
     backend: str = "hf"
-    """The engines that generate (`POLICY_BACKENDS` / `ROLLOUT_BACKENDS` above): hf (transformers, CPU or GPU; the
-    paper's runs use vLLM, a later backend)."""
+    """The engines that generate (`ROLLOUT_BACKENDS` above): hf (transformers, CPU or GPU) or
+    vllm (vLLM engines on GPUs, settings under `vllm`; the paper's lengths need it)."""
     memagent: MemAgentConfig = MemAgentConfig()
     """Chunk and memory budgets, update-step sampling and parsing of the memory agent, used
     when `kind` is memagent (paper's Memory-RL: 32K chunks, 15K memory). Its router is not
@@ -103,10 +106,14 @@ class RolloutConfig(ConfigModel):
     num_cpus_per_worker: float = Field(default=1.0, ge=0)
     """CPUs each engine reserves in Ray (fractions allowed). Our choice."""
     num_gpus_per_worker: float = Field(default=0.0, ge=0)
-    """GPUs each engine reserves in Ray (0 on CPU machines)."""
+    """GPUs each `hf` engine reserves in Ray (0 on CPU machines); vLLM engines take theirs
+    from `vllm.placement`."""
     hf: HFBackendConfig = HFBackendConfig(torch_threads=1)
     """Settings of the `hf` rollout engines (device, dtype, decode batch, threads). One torch
     thread each by default, since engines and policy workers share the machine's cores."""
+    vllm: VLLMRolloutConfig = VLLMRolloutConfig()
+    """Settings of the `vllm` rollout engines (placement, GPU share, tensor parallel,
+    log-probs mode)."""
 
     @field_validator("kind")
     @classmethod
@@ -251,6 +258,9 @@ class TrainConfig(ConfigModel):
     """Advantage estimator (Eq.7 by default)."""
     loss: LossConfig = LossConfig()
     """Policy loss, ratio clipping, KL (beta 0: the paper), token-level aggregation (Eq.4)."""
+    rollout_correction: RolloutCorrectionConfig = RolloutCorrectionConfig()
+    """Truncated importance sampling for the engine/trainer mismatch, off by default (ours;
+    the mismatch itself is logged every step)."""
     negative_clip: NegativeClipConfig = NegativeClipConfig()
     """Negative-gradient clipping (Eq.8-9), off by default."""
     aepo: AepoConfig = AepoConfig()

@@ -18,7 +18,7 @@ micro-batches and ranks. This is the most common loss-normalisation bug in RL tr
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from pydantic import Field, field_validator
@@ -113,6 +113,7 @@ def compute_loss(
     *,
     seq_index: Tensor | None = None,
     global_sequences: int | None = None,
+    is_weights: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """This micro-batch's contribution to the global-batch loss, and its statistics.
 
@@ -121,7 +122,9 @@ def compute_loss(
     masks). `global_tokens` counts those tokens over the WHOLE global batch (every micro-batch
     on every rank). The sequence-level aggregations also need `seq_index` (each token's sequence,
     never split across micro-batches) and `global_sequences` (sequences of the global batch with
-    at least one contributing token).
+    at least one contributing token). `is_weights` (per token, detached) scales the
+    policy-gradient term: truncated importance sampling for the engine/trainer mismatch
+    (qwenlong.rl.rollout_correction); the KL term is not weighted.
 
     Every statistic is, like the loss, a contribution: summed over all micro-batches and ranks
     it gives the figure of the global batch. `loss` and `pg_loss` (the policy term alone, no
@@ -129,7 +132,9 @@ def compute_loss(
     `clip_frac_dual` and, when `ref_logprobs` is given, `kl` (the per-token KL estimate) are
     token means over `global_tokens`.
     """
-    _check_shapes(logprobs, old_logprobs, ref_logprobs, advantages, token_mask, seq_index)
+    _check_shapes(
+        logprobs, old_logprobs, ref_logprobs, advantages, token_mask, seq_index, is_weights
+    )
     mask = token_mask.bool()
     local = int(mask.sum())
     if local > global_tokens:
@@ -149,6 +154,8 @@ def compute_loss(
     seq_index = None if seq_index is None else seq_index[rows]
 
     terms = POLICY_LOSSES.get(config.policy_loss)(logprobs, old_logprobs, advantages, config)
+    if is_weights is not None:
+        terms = replace(terms, loss=terms.loss * is_weights[rows].detach().to(terms.loss.dtype))
     per_token = terms.loss
     kl = None
     if ref_logprobs is not None:
@@ -174,6 +181,8 @@ def compute_loss(
     }
     if kl is not None:
         stats["kl"] = token_mean(kl)
+    if is_weights is not None:
+        stats["is_weight_mean"] = token_mean(is_weights[rows])
     return loss, stats
 
 
@@ -282,6 +291,7 @@ def _check_shapes(
     advantages: Tensor,
     token_mask: Tensor,
     seq_index: Tensor | None,
+    is_weights: Tensor | None = None,
 ) -> None:
     if logprobs.dim() != 1:
         raise ValueError(f"logprobs must be 1-D [n], got shape {tuple(logprobs.shape)}")
@@ -291,6 +301,7 @@ def _check_shapes(
         "advantages": advantages,
         "token_mask": token_mask,
         "seq_index": seq_index,
+        "is_weights": is_weights,
     }
     for name, tensor in others.items():
         if tensor is not None and tensor.shape != logprobs.shape:

@@ -40,6 +40,7 @@ from qwenlong.rl.interfaces import (
     WeightStream,
 )
 from qwenlong.rl.micro_batches import MicroBatchPlanner, equal_counts
+from qwenlong.rl.rollout.vllm_transfer import TransferPlan
 from qwenlong.rl.weight_sync import weight_chunks
 
 RankSpec = tuple[type, tuple[Any, ...]]
@@ -58,7 +59,8 @@ class PolicyGroup:
     and no transfer of batches and weights.
     """
 
-    weight_transports = ("stream",)
+    weight_transports = ("vllm_nccl", "stream")
+    """vLLM's NCCL broadcast from the ranks when the engines take it, else the stream."""
 
     def __init__(
         self,
@@ -180,6 +182,17 @@ class PolicyGroup:
         for chunk, last in weight_chunks(weights, self.bucket_bytes):
             ref = ray.put([(name, tensor.detach().cpu()) for name, tensor in chunk])
             self._call_all("receive_weights", (ref, last))
+
+    def send_weights_to_vllm(self, plan: TransferPlan) -> None:
+        """Every rank joins vLLM's weight transfer (rank 0 sends): qwenlong.rl.rollout.
+        vllm_transfer."""
+        self._call_all("send_weights_to_vllm", (plan,))
+
+    def sender_address(self) -> tuple[str, int]:
+        """(host, free port) on rank 0's node, where a weight-transfer group can meet."""
+        address = self._call("rendezvous_address", [()] * len(self.layouts))[0]
+        host, port = address.removeprefix("tcp://").rsplit(":", 1)
+        return host, int(port)
 
     def save_pretrained(self, out_dir: Path) -> Path:
         """The model in HF format (the driver's path must be reachable from the ranks)."""

@@ -91,6 +91,7 @@ class ScriptedPolicy:
             self.loss_config,
             seq_index=batch.sequence_index()[mask],
             global_sequences=int(torch.unique(batch.sequence_index()[mask]).numel()),
+            is_weights=None if update.is_weights is None else update.is_weights[mask],
         )
         return self._step(loss, batch, int(mask.sum()), extra)
 

@@ -206,6 +206,7 @@ class TorchPolicy:
                 self.config.loss,
                 seq_index=sequence_index[pos].to(self.device),
                 global_sequences=global_sequences,
+                is_weights=_pick(update.is_weights, pos, self.device),
             )
             loss.backward()
             total += float(loss.detach())

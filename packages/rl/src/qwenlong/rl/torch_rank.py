@@ -19,10 +19,11 @@ import torch.distributed as dist
 from torch import Tensor
 
 from qwenlong.core.errors import BackendError
-from qwenlong.core.hf_weights import ChunkedStream
+from qwenlong.core.hf_weights import ChunkedStream, export_hf_weights, hf_weight_names
 from qwenlong.rl.interfaces import PackedBatch, PolicyUpdate, RankLayout, StepStats, TokenStats
 from qwenlong.rl.micro_batches import MicroBatchPlanner, Plan
 from qwenlong.rl.policy_group import PolicyGroup, rendezvous_address
+from qwenlong.rl.rollout.vllm_transfer import ExportOrder, RankSender, TransferPlan
 from qwenlong.rl.torch_policy import TorchPolicy, TorchPolicyConfig, resolve_device
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ class TorchPolicyRank:
         self.rank, self.world_size = rank, world_size
         self.policy: TorchPolicy | None = None
         self.incoming = ChunkedStream(lambda: self._policy().weight_receiver())
+        self.vllm_sender: RankSender | None = None
 
     def rendezvous_address(self) -> str:
         """Where the ranks meet (asked of rank 0)."""
@@ -89,6 +91,25 @@ class TorchPolicyRank:
     def receive_weights(self, chunk: list[tuple[str, Tensor]], last: bool) -> None:
         """One chunk of a weight stream; the last one checks that every tensor arrived."""
         self.incoming.receive(chunk, last)
+
+    def export_order(self) -> ExportOrder:
+        """(HF name, shape, dtype) of each tensor `export_weights` yields, in its order."""
+        model = self._policy().model
+        dtype = next(model.parameters()).dtype  # one dtype for the whole model
+        return [(name, shape, dtype) for name, shape in hf_weight_names(model).items()]
+
+    def send_weights_to_vllm(self, plan: TransferPlan) -> None:
+        """vLLM's NCCL broadcast from rank 0's GPU (qwenlong.rl.rollout.vllm_transfer); the
+        other ranks hold the same weights and send nothing."""
+        if self.vllm_sender is None:
+            order = self.export_order()
+            self.vllm_sender = RankSender(plan, self.rank, order, self._device_export)
+        self.vllm_sender.send()
+
+    def _device_export(self) -> Iterator[tuple[str, Tensor]]:
+        """Rank 0's tensors where they live (the GPU), for vLLM's broadcast."""
+        if self.rank == 0:
+            yield from export_hf_weights(self._policy().model)
 
     def save_pretrained(self, out_dir: str) -> None:
         """Rank 0 writes the model and tokenizer in HF format."""

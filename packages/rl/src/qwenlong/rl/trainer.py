@@ -2,13 +2,15 @@
 
     for each stage, for each step:
         batch    = sampler.next_batch()                 task-balanced (Sec. 4.2)
-        groups   = rollout.generate(prompts, n=G)       single pass or memory agent (rollout.kind)
+        groups   = rollout.generate(prompts, n=G)       single pass or memory agent (rollout.kind);
+                                                        colocated engines then sleep
         rewards  = reward(groups)                       rule, then judge where it fails
         adv      = advantages(rewards, groups, tasks)   Eq.7, task-specific std, per trajectory
         stats    = policy.forward_logprobs(packed, mask) response tokens' log-probs, entropy
-        keep     = AEPO (Eq.11) and negative-gradient clipping (Eq.8-9)
+        keep     = AEPO (Eq.11) and negative-gradient clipping (Eq.8-9); the engine/policy
+                   log-prob mismatch logged, optionally corrected (rollout_correction)
         policy.train_step(packed, adv, keep)            token-level loss over the global batch (Eq.4)
-        sync_weights(policy, engines)                   qwenlong.rl.weight_sync
+        sync_weights(policy, engines)                   qwenlong.rl.weight_sync; engines wake
 
 Everything around the step (stages, checkpoints, resume, held-out evaluation) lives in
 `qwenlong.rl.session`; which tokens train, in `qwenlong.rl.updates`; where the workers run,
@@ -28,9 +30,12 @@ from qwenlong.rl.advantages import compute_advantages
 from qwenlong.rl.aepo import batch_entropy
 from qwenlong.rl.components import Components, components
 from qwenlong.rl.config import TrainConfig
+from qwenlong.rl.interfaces import TokenStats
 from qwenlong.rl.metrics import PhaseTimer, step_metrics, timing_metrics
 from qwenlong.rl.plan import prepare_run
 from qwenlong.rl.ray_session import ray_session
+from qwenlong.rl.rollout.batch import RolloutBatch
+from qwenlong.rl.rollout_correction import mismatch_metrics
 from qwenlong.rl.session import TrainingSession
 from qwenlong.rl.sft import run_sft_control, warm_start
 from qwenlong.rl.stages import StageConfig
@@ -85,6 +90,7 @@ def rl_step(
         batch = session.rollout.generate(
             samples, rollout_sampling(config, stage, step), stage.max_input_tokens
         )
+        session.rollout.engine.release_memory()  # colocated engines sleep while the policy trains
     with timer.phase("score"):
         scored = parts.reward(batch.samples, batch.outputs)
         advantages = compute_advantages(
@@ -106,10 +112,12 @@ def rl_step(
             session.aepo,
             config,
             parts.reference,
+            batch.rollout_logprobs,
         )
         trained = update_policy(parts.policy, batch.packed, update, config, step)
     with timer.phase("sync"):
         session.sync_weights()
+        session.rollout.engine.reclaim_memory()
     session.tally.add([s.id for s in batch.samples], scored.correct.tolist())
     return {
         **step_metrics(
@@ -117,6 +125,7 @@ def rl_step(
         ),
         **session.aepo.log_fields(),
         **timing_metrics(timer, batch.packed.num_tokens),
+        **engine_mismatch(batch, stats),
     }
 
 
@@ -130,3 +139,11 @@ def rollout_sampling(config: TrainConfig, stage: StageConfig, step: int) -> Samp
         seed=derive_seed(config.seed, "rollout", step),
         logprobs=True,
     )
+
+
+def engine_mismatch(batch: RolloutBatch, stats: TokenStats) -> dict[str, float]:
+    """The engine's log-probs of the sampled tokens against the policy's, every step (empty
+    when the engine gave none): qwenlong.rl.rollout_correction."""
+    if batch.rollout_logprobs is None:
+        return {}
+    return mismatch_metrics(stats.logprobs, batch.rollout_logprobs, batch.packed.loss_mask)

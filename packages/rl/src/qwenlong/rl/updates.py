@@ -17,6 +17,7 @@ from qwenlong.rl.aepo import AepoController
 from qwenlong.rl.config import TrainConfig
 from qwenlong.rl.interfaces import PackedBatch, Policy, PolicyUpdate, StepStats, TokenStats
 from qwenlong.rl.masks import negative_gradient_mask
+from qwenlong.rl.rollout_correction import truncated_is_weights
 
 
 def policy_update(
@@ -26,10 +27,13 @@ def policy_update(
     aepo: AepoController,
     config: TrainConfig,
     reference: Policy | None = None,
+    rollout_logprobs: Tensor | None = None,
 ) -> PolicyUpdate:
     """The update of the whole batch from per-sequence `advantages` [S] and the policy's
     token statistics. Old log-probs are passed only when the batch gets several updates
-    (off-policy); reference log-probs only when a KL `reference` policy is given."""
+    (off-policy); reference log-probs only when a KL `reference` policy is given; truncated
+    importance weights only when `rollout_correction.tis_cap` is set and the engine's
+    `rollout_logprobs` [N] are known."""
     response = packed.loss_mask
     advantages_tok = packed.to_tokens(advantages) * response
     keep_seq = packed.to_tokens(aepo.mask(advantages))
@@ -38,12 +42,17 @@ def policy_update(
     )
     token_mask = response & keep_seq & clip_keep
     ref = reference.forward_logprobs(packed, response) if reference is not None else None
+    cap = config.rollout_correction.tis_cap
+    weights = None
+    if cap is not None and rollout_logprobs is not None:
+        weights = truncated_is_weights(stats.logprobs, rollout_logprobs, token_mask, cap)
     return PolicyUpdate(
         advantages=advantages_tok,
         token_mask=token_mask,
         old_logprobs=stats.logprobs if config.updates_per_batch > 1 else None,
         ref_logprobs=ref.logprobs if ref is not None else None,
         global_tokens=int(token_mask.sum()),
+        is_weights=weights,
     )
 
 

@@ -11,6 +11,7 @@ not), and `sync_weights` picks the policy's most preferred transport the engine 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from pydantic import Field
 from torch import Tensor
@@ -41,6 +42,14 @@ class WeightSyncConfig(ConfigModel):
 def stream_weights(policy: Policy, rollout: RolloutEngine) -> None:
     """The engines read the policy's export stream (through the driver, chunk-bounded)."""
     rollout.load_weights(policy.export_weights())
+
+
+@WEIGHT_TRANSPORTS.register("vllm_nccl")
+def vllm_broadcast(policy: Any, rollout: Any) -> None:
+    """vLLM's NCCL broadcast from the policy ranks to the engine workers
+    (qwenlong.rl.rollout.vllm_transfer): a policy offering it has `sender_address()` and
+    `send_weights_to_vllm(plan)`, an engine `transfer_plan(address)`."""
+    policy.send_weights_to_vllm(rollout.transfer_plan(policy.sender_address()))
 
 
 def choose_transport(policy: Policy, rollout: RolloutEngine, wanted: str | None = None) -> str:

@@ -261,6 +261,19 @@ def export_megatron_to_hf(
             yield from _assemble(layout(name, dims), pieces)
 
 
+def export_order(model: Any) -> list[tuple[str, tuple[int, ...], torch.dtype]]:
+    """(HF name, full shape, dtype) of every tensor `export_megatron_to_hf` yields, in its
+    order, without exporting: the same on every rank."""
+    dims = dims_of(model)
+    dtype = model.config.params_dtype
+    order = []
+    for name in global_names(dims):
+        param_layout = layout(name, dims)
+        if param_layout.exported:
+            order += [(hf, tuple(shape), dtype) for hf, shape in param_layout.hf]
+    return order
+
+
 def _senders(
     held: dict[str, nn.Parameter], dims: Dims, parallel: ParallelInfo
 ) -> dict[str, list[tuple[int, tuple[int, ...], torch.dtype]]]:

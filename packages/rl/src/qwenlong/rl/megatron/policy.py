@@ -27,6 +27,7 @@ last stage scores them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,6 +50,7 @@ from qwenlong.rl.megatron.row import PackedRow
 from qwenlong.rl.megatron.row_formats import ROW_FORMATS
 from qwenlong.rl.micro_batches import MicroBatchPlanner, Plan
 from qwenlong.rl.policy_group import PolicyGroup, rendezvous_address
+from qwenlong.rl.rollout.vllm_transfer import ExportOrder, RankSender, TransferPlan
 
 if TYPE_CHECKING:
     from qwenlong.rl.config import TrainConfig
@@ -74,6 +76,7 @@ class MegatronPolicyRank:
         self.where = f"megatron policy rank {rank} ({model_path})"
         self.model: Any = None
         self.incoming = ChunkedStream(self._weight_receiver)
+        self.vllm_sender: RankSender | None = None
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -205,6 +208,7 @@ class MegatronPolicyRank:
                 self.loss,
                 seq_index=sequence_index[positions].to(device),
                 global_sequences=global_sequences,
+                is_weights=_pick(update.is_weights, positions, device),
             )
             total += float(loss.detach())
             for key, value in stats.items():
@@ -250,6 +254,22 @@ class MegatronPolicyRank:
 
         for name, tensor in export_megatron_to_hf(self.model):
             yield name, tensor.to("cpu", copy=True)
+
+    def export_order(self) -> ExportOrder:
+        """(HF name, shape, dtype) of each tensor the export yields, in its order."""
+        from qwenlong.rl.megatron.convert import export_order
+
+        return export_order(self.model)
+
+    def send_weights_to_vllm(self, plan: TransferPlan) -> None:
+        """vLLM's NCCL broadcast from rank 0's GPU (qwenlong.rl.rollout.vllm_transfer); every
+        rank runs its side of the export's gathers."""
+        from qwenlong.rl.megatron.convert import export_megatron_to_hf
+
+        if self.vllm_sender is None:
+            export = functools.partial(export_megatron_to_hf, self.model)
+            self.vllm_sender = RankSender(plan, self.rank, self.export_order(), export)
+        self.vllm_sender.send()
 
     def receive_weights(self, chunk: list[tuple[str, Tensor]], last: bool) -> None:
         """One chunk of an HF weight stream (whole tensors; each rank keeps its slices)."""

@@ -58,6 +58,11 @@ class RolloutBatch:
     trajectory_of: Tensor | None = None
     """[S] int64: the trajectory (index into `samples`) each packed sequence belongs to; None
     when every trajectory is exactly one sequence (single pass)."""
+    rollout_logprobs: Tensor | None = None
+    """[N] float32: the engine's log-prob of each response token where it sampled it (NaN on
+    prompt tokens); None unless every response came with its log-probs. The policy's own
+    log-probs of the same tokens differ by the training-inference mismatch
+    (qwenlong.rl.rollout_correction)."""
 
     @classmethod
     def from_trajectories(
@@ -80,6 +85,7 @@ class RolloutBatch:
         size = sizes.pop() if sizes else 0
         prompts: list[list[int]] = []
         responses: list[list[int]] = []
+        engine_logprobs: list[list[float] | None] = []
         trajectory_of: list[int] = []
         finals: list[Completion] = []
         for b, (sample, group) in enumerate(zip(samples, trajectories, strict=True)):
@@ -96,12 +102,14 @@ class RolloutBatch:
                         )
                     prompts.append(list(sequence.prompt_ids))
                     responses.append(list(sequence.completion.token_ids))
+                    engine_logprobs.append(sequence.completion.logprobs)
                     trajectory_of.append(b * size + g)
                 finals.append(trajectory[-1].completion)
         flat_samples = [sample for sample in samples for _ in range(size)]
         task_names = sorted({s.task_type for s in samples})
         task_index = {name: i for i, name in enumerate(task_names)}
         one_each = len(trajectory_of) == len(flat_samples)
+        packed = PackedBatch.from_sequences(prompts, responses)
         return cls(
             samples=flat_samples,
             completions=finals,
@@ -110,9 +118,10 @@ class RolloutBatch:
                 [task_index[s.task_type] for s in flat_samples], dtype=torch.long
             ),
             task_names=task_names,
-            packed=PackedBatch.from_sequences(prompts, responses),
+            packed=packed,
             group_size=size,
             trajectory_of=None if one_each else torch.tensor(trajectory_of, dtype=torch.long),
+            rollout_logprobs=_packed_logprobs(packed, responses, engine_logprobs),
         )
 
     def per_sequence(self, values: Tensor) -> Tensor:
@@ -133,3 +142,18 @@ class RolloutBatch:
     def truncated(self) -> Tensor:
         """[B*G] bool: responses cut by max_new_tokens rather than ended by the model."""
         return torch.tensor([c.finish_reason == "length" for c in self.completions])
+
+
+def _packed_logprobs(
+    packed: PackedBatch, responses: list[list[int]], logprobs: list[list[float] | None]
+) -> Tensor | None:
+    """The engine's per-token log-probs laid out like `packed` (NaN on prompt tokens); None
+    when a response has none, or not one per token (an engine that was not asked for them)."""
+    if any(lp is None or len(lp) != len(r) for lp, r in zip(logprobs, responses, strict=True)):
+        return None
+    values = torch.full((packed.num_tokens,), float("nan"), dtype=torch.float32)
+    ends = packed.cu_seqlens[1:]
+    for end, response, lp in zip(ends.tolist(), responses, logprobs, strict=True):
+        if response:
+            values[end - len(response) : end] = torch.tensor(lp, dtype=torch.float32)
+    return values

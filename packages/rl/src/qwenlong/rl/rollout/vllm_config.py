@@ -1,0 +1,54 @@
+"""Settings of the vLLM rollout engines (`rollout.backend: vllm`, under `rollout.vllm`)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from qwenlong.core.backends.config import VLLMBackendConfig
+
+
+class VLLMRolloutConfig(VLLMBackendConfig):
+    """vLLM engines for RL rollouts: the serving backend's settings, plus where the engines sit
+    and how they report log-probs. `rollout.num_workers` is the number of engines (data
+    parallel), `tensor_parallel_size` the GPUs inside each. All defaults are ours."""
+
+    placement: Literal["colocated", "separate"] = "colocated"
+    """"colocated": each engine shares a training GPU and sleeps while the policy trains
+    (vLLM's sleep mode: its KV cache freed, its weights dropped, then re-streamed from the
+    policy); "separate": engines on GPUs of their own, always awake."""
+    gpu_share: float = Field(default=0.35, gt=0, lt=1)
+    """Colocated: the share of each GPU an engine's Ray actor asks for and vLLM may fill
+    (`gpu_memory_utilization` is set to it); the policy worker takes the rest. The paper's
+    memory plan (`qwenlong plan --vllm-share`) uses the same figure."""
+    logprobs_mode: Literal["processed_logprobs", "raw_logprobs"] = "processed_logprobs"
+    """What the engine reports for each sampled token. "processed_logprobs": of the
+    distribution it sampled from (temperature applied, then top-p renormalised over the
+    nucleus), the behaviour policy mu; with top_p 1 this is the trainer's log_softmax(l / T).
+    "raw_logprobs": of the model before temperature (vLLM's default)."""
+
+    weight_transfer: Literal["nccl"] | None = None
+    """"nccl": after each update the weights go from policy rank 0's GPU to every engine worker
+    in vLLM's own NCCL broadcast (qwenlong.rl.rollout.vllm_transfer; needs placement:
+    separate, since NCCL cannot hold two ranks of one GPU). None: HF tensors streamed through
+    the driver in buckets of `weight_sync.bucket_mb` (any placement)."""
+
+    @model_validator(mode="after")
+    def _check_placement(self) -> VLLMRolloutConfig:
+        if self.placement == "colocated" and self.tensor_parallel_size > 1:
+            raise ValueError(
+                "placement: colocated runs one GPU per engine (tensor_parallel_size 1); "
+                "use placement: separate for tensor-parallel engines"
+            )
+        if self.weight_transfer == "nccl" and self.placement != "separate":
+            raise ValueError(
+                "weight_transfer: nccl needs placement: separate (NCCL cannot "
+                "put the policy and an engine of one GPU in one group)"
+            )
+        return self
+
+    @property
+    def memory_share(self) -> float:
+        """The GPU memory fraction vLLM may use."""
+        return self.gpu_share if self.placement == "colocated" else self.gpu_memory_utilization
