@@ -156,5 +156,8 @@ def test_rollout_kind_and_backends_are_checked_against_their_registries(tmp_path
         ConfigError, match=r"unknown policy backend 'torc' \(did you mean 'torch'\?\)"
     ):
         load(tmp_path, MINIMAL, "policy.backend=torc")
-    with pytest.raises(ConfigError, match=r"unknown rollout backend 'vllm'; known: hf"):
-        load(tmp_path, MINIMAL, "rollout.backend=vllm")
+    with pytest.raises(
+        ConfigError, match=r"unknown rollout backend 'vlm' \(did you mean 'vllm'\?\)"
+    ):
+        load(tmp_path, MINIMAL, "rollout.backend=vlm")
+    assert load(tmp_path, MINIMAL, "rollout.backend=vllm").rollout.backend == "vllm"
