@@ -104,11 +104,11 @@ def _forward(model: Any, sequences: list[Tensor]) -> list[Tensor] | None:
     return [logits[row, : len(seq)] for row, seq in enumerate(sequences)]
 
 
-def _export_mismatches(model: Any, folder: Path) -> list[str] | None:
+def _export_mismatches(model: Any, folder: Path, everywhere: bool = False) -> list[str] | None:
     """Names whose exported tensor differs from the folder's (missing or extra ones too), on
-    rank 0; None elsewhere. Every rank drains the export."""
-    exported = dict(export_megatron_to_hf(model))
-    if dist.get_rank() != 0:
+    rank 0 (on every rank with `everywhere`); None elsewhere. Every rank drains the export."""
+    exported = dict(export_megatron_to_hf(model, everywhere=everywhere))
+    if dist.get_rank() != 0 and not everywhere:
         assert not exported
         return None
     expected = dict(read_sharded(folder))
@@ -250,6 +250,7 @@ def _worker(rank: int, folder: str, out: str) -> None:
                 "read": load_hf_into_megatron(model, folder),
                 "logits": _forward(model, _sequences(model.vocab_size)),
                 "export": _export_mismatches(model, Path(folder)),
+                "export_everywhere": _export_mismatches(model, Path(folder), everywhere=True),
             }
         finally:
             destroy_parallel()
@@ -277,6 +278,7 @@ def test_two_ranks_match_one(two_ranks: list[dict], world1_logits: list[Tensor],
     assert (rank0["read"], rank1["read"]) == TENSORS_READ[name]
     assert rank0["export"] == [], "export is not the checkpoint, bit for bit"
     assert rank1["export"] is None
+    assert rank0["export_everywhere"] == rank1["export_everywhere"] == []  # IPC's whole model
     with_logits = [r["logits"] for r in (rank0, rank1) if r["logits"] is not None]
     assert len(with_logits) == (1 if name == "pp2" else 2)
     for logits in with_logits:

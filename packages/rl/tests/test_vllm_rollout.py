@@ -201,7 +201,7 @@ def test_the_engines_own_transfer_is_chosen_when_configured(tiny_model_dir: Path
     assert engine_arguments("/m", config, 0)["weight_transfer_config"] == {"backend": "nccl"}
 
     class Policy:
-        weight_transports = ("vllm_nccl", "stream")
+        weight_transports = ("vllm_ipc", "vllm_nccl", "stream")
 
         def __init__(self) -> None:
             self.plans: list[Any] = []
@@ -229,6 +229,15 @@ def test_the_engines_own_transfer_is_chosen_when_configured(tiny_model_dir: Path
     ]
     with pytest.raises(ValueError, match="placement: separate"):
         VLLMRolloutConfig(weight_transfer="nccl")
+    with pytest.raises(ValueError, match="placement: colocated"):
+        VLLMRolloutConfig(placement="separate", weight_transfer="ipc")
+    ipc = VLLMRolloutConfig(weight_transfer="ipc")  # colocated: CUDA IPC on each GPU
+    colocated = VLLMRolloutEngine(llm, SimpleNamespace, None, "m", True, ipc)
+    assert colocated.weight_transports == ("vllm_ipc", "stream")
+    assert engine_arguments("/m", ipc, 0)["weight_transfer_config"] == {"backend": "ipc"}
+    policy.plans.clear()
+    sync_weights(policy, colocated)
+    assert policy.plans[0].backend == "ipc" and policy.plans[0].everywhere
     default = VLLMRolloutEngine(llm, SimpleNamespace, None, "m", True)
     assert default.weight_transports == ("stream",)
 

@@ -59,8 +59,8 @@ class PolicyGroup:
     and no transfer of batches and weights.
     """
 
-    weight_transports = ("vllm_nccl", "stream")
-    """vLLM's NCCL broadcast from the ranks when the engines take it, else the stream."""
+    weight_transports = ("vllm_ipc", "vllm_nccl", "stream")
+    """vLLM's own transfer from the ranks when the engines take it, else the stream."""
 
     def __init__(
         self,

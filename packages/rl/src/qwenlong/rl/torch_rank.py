@@ -10,6 +10,7 @@ rank 0 alone exports and saves them; each rank saves its own optimizer state.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -99,16 +100,17 @@ class TorchPolicyRank:
         return [(name, shape, dtype) for name, shape in hf_weight_names(model).items()]
 
     def send_weights_to_vllm(self, plan: TransferPlan) -> None:
-        """vLLM's NCCL broadcast from rank 0's GPU (qwenlong.rl.rollout.vllm_transfer); the
-        other ranks hold the same weights and send nothing."""
+        """vLLM's own transfer (qwenlong.rl.rollout.vllm_transfer): NCCL from rank 0 (the others
+        hold the same weights and send nothing), or IPC from every rank to its GPU's engine."""
         if self.vllm_sender is None:
-            order = self.export_order()
-            self.vllm_sender = RankSender(plan, self.rank, order, self._device_export)
+            export = functools.partial(self._device_export, plan.everywhere)
+            self.vllm_sender = RankSender(plan, self.rank, self.export_order(), export)
         self.vllm_sender.send()
 
-    def _device_export(self) -> Iterator[tuple[str, Tensor]]:
-        """Rank 0's tensors where they live (the GPU), for vLLM's broadcast."""
-        if self.rank == 0:
+    def _device_export(self, everywhere: bool) -> Iterator[tuple[str, Tensor]]:
+        """The tensors where they live (the GPU): rank 0's for a broadcast, every rank's own
+        copy for IPC (each rank holds the whole model)."""
+        if self.rank == 0 or everywhere:
             yield from export_hf_weights(self._policy().model)
 
     def save_pretrained(self, out_dir: str) -> None:

@@ -45,10 +45,12 @@ def stream_weights(policy: Policy, rollout: RolloutEngine) -> None:
 
 
 @WEIGHT_TRANSPORTS.register("vllm_nccl")
-def vllm_broadcast(policy: Any, rollout: Any) -> None:
-    """vLLM's NCCL broadcast from the policy ranks to the engine workers
-    (qwenlong.rl.rollout.vllm_transfer): a policy offering it has `sender_address()` and
-    `send_weights_to_vllm(plan)`, an engine `transfer_plan(address)`."""
+@WEIGHT_TRANSPORTS.register("vllm_ipc")
+def vllm_transfer(policy: Any, rollout: Any) -> None:
+    """vLLM's own transfer from the policy ranks to the engine workers, NCCL broadcast or CUDA
+    IPC, whichever the engines were started with (qwenlong.rl.rollout.vllm_transfer): a policy
+    offering it has `sender_address()` and `send_weights_to_vllm(plan)`, an engine
+    `transfer_plan(address)`."""
     policy.send_weights_to_vllm(rollout.transfer_plan(policy.sender_address()))
 
 

@@ -234,22 +234,33 @@ def _read_folder(folder: Path, receiver: MegatronWeightReceiver) -> None:
 
 
 def export_megatron_to_hf(
-    model: Any, parallel: ParallelInfo | None = None
+    model: Any, parallel: ParallelInfo | None = None, *, everywhere: bool = False
 ) -> Iterator[tuple[str, Tensor]]:
     """(HF on-disk name, tensor) for the whole model, on global rank 0, one Megatron parameter
     at a time; every rank must call it and drain it (other ranks yield nothing). Tensors on
     rank 0 may be views of its live parameters: consume or copy them before the model changes.
+
+    `everywhere`: every rank yields every tensor (rank 0 broadcasts each once assembled), for a
+    consumer that needs the whole model on each rank (vLLM's CUDA IPC transfer: each rank hands
+    the engine on its own GPU a copy).
     """
     parallel = parallel or ParallelInfo.current()
     dims = dims_of(model)
     held = global_parameters(model)
     senders = _senders(held, dims, parallel)
     rank = dist.get_rank() if dist.is_initialized() else 0
+    spread = everywhere and dist.is_initialized() and dist.get_world_size() > 1
     with torch.no_grad():
         for name in global_names(dims):
             if rank != 0:
                 if any(owner == rank for owner, _, _ in senders[name]):
                     dist.send(held[name].detach().contiguous(), dst=0)
+                if spread:
+                    dtype = senders[name][0][2]
+                    for hf, shape in layout(name, dims).hf:
+                        tensor = torch.empty(shape, dtype=dtype, device=_device(held))
+                        dist.broadcast(tensor, src=0)
+                        yield hf, tensor
                 continue
             pieces = []
             for owner, shape, dtype in senders[name]:
@@ -258,7 +269,11 @@ def export_megatron_to_hf(
                 else:
                     pieces.append(torch.empty(shape, dtype=dtype, device=_device(held)))
                     dist.recv(pieces[-1], src=owner)
-            yield from _assemble(layout(name, dims), pieces)
+            for hf, tensor in _assemble(layout(name, dims), pieces):
+                if spread:
+                    tensor = tensor.contiguous()
+                    dist.broadcast(tensor, src=0)
+                yield hf, tensor
 
 
 def export_order(model: Any) -> list[tuple[str, tuple[int, ...], torch.dtype]]:

@@ -262,12 +262,14 @@ class MegatronPolicyRank:
         return export_order(self.model)
 
     def send_weights_to_vllm(self, plan: TransferPlan) -> None:
-        """vLLM's NCCL broadcast from rank 0's GPU (qwenlong.rl.rollout.vllm_transfer); every
-        rank runs its side of the export's gathers."""
+        """vLLM's own transfer (qwenlong.rl.rollout.vllm_transfer): every rank runs its side of
+        the export's gathers; under IPC every rank then holds and shares every tensor."""
         from qwenlong.rl.megatron.convert import export_megatron_to_hf
 
         if self.vllm_sender is None:
-            export = functools.partial(export_megatron_to_hf, self.model)
+            export = functools.partial(
+                export_megatron_to_hf, self.model, everywhere=plan.everywhere
+            )
             self.vllm_sender = RankSender(plan, self.rank, self.export_order(), export)
         self.vllm_sender.send()
 

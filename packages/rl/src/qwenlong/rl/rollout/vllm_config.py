@@ -28,11 +28,12 @@ class VLLMRolloutConfig(VLLMBackendConfig):
     nucleus), the behaviour policy mu; with top_p 1 this is the trainer's log_softmax(l / T).
     "raw_logprobs": of the model before temperature (vLLM's default)."""
 
-    weight_transfer: Literal["nccl"] | None = None
-    """"nccl": after each update the weights go from policy rank 0's GPU to every engine worker
-    in vLLM's own NCCL broadcast (qwenlong.rl.rollout.vllm_transfer; needs placement:
-    separate, since NCCL cannot hold two ranks of one GPU). None: HF tensors streamed through
-    the driver in buckets of `weight_sync.bucket_mb` (any placement)."""
+    weight_transfer: Literal["nccl", "ipc"] | None = None
+    """vLLM's own weight transfer after each update (qwenlong.rl.rollout.vllm_transfer):
+    "nccl", policy rank 0's GPU broadcasts to every engine worker (placement: separate, since
+    NCCL cannot hold two ranks of one GPU); "ipc", each policy rank hands the engine on its GPU
+    CUDA IPC handles of its copy (placement: colocated). None: HF tensors streamed through the
+    driver in buckets of `weight_sync.bucket_mb` (any placement)."""
 
     @model_validator(mode="after")
     def _check_placement(self) -> VLLMRolloutConfig:
@@ -41,6 +42,8 @@ class VLLMRolloutConfig(VLLMBackendConfig):
                 "placement: colocated runs one GPU per engine (tensor_parallel_size 1); "
                 "use placement: separate for tensor-parallel engines"
             )
+        if self.weight_transfer == "ipc" and self.placement != "colocated":
+            raise ValueError("weight_transfer: ipc needs placement: colocated (the same GPU)")
         if self.weight_transfer == "nccl" and self.placement != "separate":
             raise ValueError(
                 "weight_transfer: nccl needs placement: separate (NCCL cannot "

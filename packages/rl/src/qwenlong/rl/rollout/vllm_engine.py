@@ -61,17 +61,22 @@ def engine_arguments(model_path: str, config: VLLMRolloutConfig, seed: int) -> d
 
 def transports_of(config: VLLMRolloutConfig) -> tuple[str, ...]:
     """The weight transports engines of `config` take, preferred first."""
-    return ("vllm_nccl", "stream") if config.weight_transfer == "nccl" else ("stream",)
+    if config.weight_transfer is None:
+        return ("stream",)
+    return (f"vllm_{config.weight_transfer}", "stream")
 
 
 def make_plan(
     config: VLLMRolloutConfig, address: tuple[str, int], targets: list[Any]
 ) -> TransferPlan:
-    """The NCCL group of a sender at `address` and the engines `targets` (each with
-    `tensor_parallel_size` workers)."""
+    """The transfer of the engines `targets` (each with `tensor_parallel_size` workers) from
+    policy ranks whose rank 0 is at `address` (the NCCL group's meeting point)."""
+    client = EnginesClient(targets)
+    if config.weight_transfer == "ipc":
+        return TransferPlan("ipc", client)
     host, port = address
     workers = len(targets) * config.tensor_parallel_size
-    return TransferPlan("nccl", host, port, 1 + workers, EnginesClient(targets))
+    return TransferPlan("nccl", client, host, port, 1 + workers)
 
 
 def _load_chunk(model: Any, chunk: list[tuple[str, Tensor]]) -> None:

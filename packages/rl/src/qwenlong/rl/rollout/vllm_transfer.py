@@ -1,6 +1,7 @@
-"""vLLM's own weight transfer from the policy ranks to the engines (`weight_sync.transport:
-vllm_nccl`): the weights go from policy rank 0's GPU to every engine worker in one NCCL
-broadcast group, never through the driver or host memory.
+"""vLLM's own weight transfer from the policy ranks to the engines, never through the driver
+or host memory: `vllm_nccl` (separate GPUs: policy rank 0 broadcasts to every engine worker in
+one NCCL group) and `vllm_ipc` (colocated: each policy rank shares its GPU's copy of every
+tensor with the engine beside it through CUDA IPC handles).
 
 vLLM (0.33) splits the transfer in two: a trainer side (`WeightTransferTrainerFactory`, run on
 every policy rank: rank 0 sends, the others take part in the export's gathers) reading a
@@ -13,10 +14,10 @@ every policy rank: rank 0 sends, the others take part in the export's gathers) r
   shapes, the wire dtype, in the order the export yields them), known without exporting;
 - `RankSender` is the trainer side a policy rank keeps for the run.
 
-CUDA IPC (vLLM's transfer for colocated engines) is not offered: it needs every policy rank to
-yield every full tensor, while the Megatron export gathers each one to rank 0 only; colocated
-runs stream through the driver in bounded buckets (`transport: stream`). NCCL cannot put two
-ranks of one group on the same GPU, so `vllm_nccl` needs `rollout.vllm.placement: separate`.
+IPC needs every policy rank to yield every full tensor: the torch policy's ranks each hold the
+whole model; the Megatron export runs with `everywhere` (rank 0 broadcasts each assembled
+tensor). NCCL cannot put two ranks of one group on the same GPU, so `vllm_nccl` needs
+`rollout.vllm.placement: separate` and `vllm_ipc` `colocated`.
 vLLM imports happen inside the functions: on CPU only the plan and the export order are used.
 """
 
@@ -39,14 +40,19 @@ class TransferPlan:
     """Everything a policy rank needs to join the engines' weight-transfer group."""
 
     backend: str
-    """vLLM's transfer backend ("nccl")."""
-    master_address: str
-    """Policy rank 0's node: the sender opens the group there."""
-    master_port: int
-    world_size: int
-    """1 sender + the engines' workers (engines x tensor parallel)."""
+    """vLLM's transfer backend ("nccl" or "ipc")."""
     client: Any
     """The engines' control plane (vLLM's `VLLMWeightSyncClient` protocol): picklable."""
+    master_address: str = ""
+    """NCCL: policy rank 0's node, where the sender opens the group."""
+    master_port: int = 0
+    world_size: int = 0
+    """NCCL: 1 sender + the engines' workers (engines x tensor parallel)."""
+
+    @property
+    def everywhere(self) -> bool:
+        """Whether every policy rank must yield every tensor (IPC)."""
+        return self.backend == "ipc"
 
 
 class RankSender:
@@ -56,16 +62,8 @@ class RankSender:
         self, plan: TransferPlan, rank: int, order: ExportOrder, export: Callable[[], Iterator]
     ) -> None:
         from vllm.distributed.weight_transfer.factory import WeightTransferTrainerFactory
-        from vllm.distributed.weight_transfer.nccl_engine import NCCLTrainerInitInfo
 
-        if plan.backend != "nccl":
-            raise ValueError(f"vLLM weight transfer backend {plan.backend!r} is not offered")
-        init = NCCLTrainerInitInfo(
-            master_address=plan.master_address,
-            master_port=plan.master_port,
-            world_size=plan.world_size,
-            rank=rank,
-        )
+        init = trainer_init_info(plan, rank)
         self.engine = WeightTransferTrainerFactory.trainer_init(
             init, client=plan.client, source=policy_source(order, export)
         )
@@ -75,9 +73,28 @@ class RankSender:
         self.engine.send_weights()
 
 
+def trainer_init_info(plan: TransferPlan, rank: int) -> Any:
+    """vLLM's trainer-side init info of `plan`'s backend for policy rank `rank`."""
+    if plan.backend == "nccl":
+        from vllm.distributed.weight_transfer.nccl_engine import NCCLTrainerInitInfo
+
+        return NCCLTrainerInitInfo(
+            master_address=plan.master_address,
+            master_port=plan.master_port,
+            world_size=plan.world_size,
+            rank=rank,
+        )
+    if plan.backend == "ipc":
+        from vllm.distributed.weight_transfer.ipc_engine import IPCTrainerInitInfo
+
+        return IPCTrainerInitInfo(rank=rank)
+    raise ValueError(f"vLLM weight transfer backend {plan.backend!r} is not offered")
+
+
 def policy_source(order: ExportOrder, export: Callable[[], Iterator]) -> Any:
     """A vLLM `WeightSource` over a policy's export: metadata from `order`, full tensors from
-    `export()` (on the sender; a non-sending rank's export yields nothing but runs its sends)."""
+    `export()` (NCCL: on the sender, a non-sending rank's export yields nothing but runs its
+    sends; IPC: on every rank)."""
     from vllm.distributed.weight_transfer.base import ParamMeta, WeightSource
 
     class PolicyExport(WeightSource):
