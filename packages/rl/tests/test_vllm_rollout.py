@@ -88,8 +88,9 @@ class FakeLLM:
 
 def _engine(model_dir: Path, sleeps: bool = True) -> tuple[VLLMRolloutEngine, FakeLLM]:
     llm = FakeLLM()
+    config = VLLMRolloutConfig(placement="colocated" if sleeps else "separate")
     engine = VLLMRolloutEngine(
-        llm, SimpleNamespace, load_tokenizer(model_dir), str(model_dir), sleeps
+        llm, SimpleNamespace, load_tokenizer(model_dir), str(model_dir), config
     )
     return engine, llm
 
@@ -196,7 +197,7 @@ def test_the_engines_own_transfer_is_chosen_when_configured(tiny_model_dir: Path
     config = VLLMRolloutConfig(placement="separate", tensor_parallel_size=2, weight_transfer="nccl")
     llm = FakeLLM()
     engine = VLLMRolloutEngine(
-        llm, SimpleNamespace, load_tokenizer(tiny_model_dir), str(tiny_model_dir), False, config
+        llm, SimpleNamespace, load_tokenizer(tiny_model_dir), str(tiny_model_dir), config
     )
     assert engine_arguments("/m", config, 0)["weight_transfer_config"] == {"backend": "nccl"}
 
@@ -232,13 +233,13 @@ def test_the_engines_own_transfer_is_chosen_when_configured(tiny_model_dir: Path
     with pytest.raises(ValueError, match="placement: colocated"):
         VLLMRolloutConfig(placement="separate", weight_transfer="ipc")
     ipc = VLLMRolloutConfig(weight_transfer="ipc")  # colocated: CUDA IPC on each GPU
-    colocated = VLLMRolloutEngine(llm, SimpleNamespace, None, "m", True, ipc)
+    colocated = VLLMRolloutEngine(llm, SimpleNamespace, None, "m", ipc)
     assert colocated.weight_transports == ("vllm_ipc", "stream")
     assert engine_arguments("/m", ipc, 0)["weight_transfer_config"] == {"backend": "ipc"}
     policy.plans.clear()
     sync_weights(policy, colocated)
     assert policy.plans[0].backend == "ipc" and policy.plans[0].everywhere
-    default = VLLMRolloutEngine(llm, SimpleNamespace, None, "m", True)
+    default = VLLMRolloutEngine(llm, SimpleNamespace, None, "m", VLLMRolloutConfig())
     assert default.weight_transports == ("stream",)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -51,7 +52,7 @@ class Job:
     future: Future[list[Completion]] = field(default_factory=Future)
 
 
-class QueuedBatcher:
+class QueuedBatcher(ABC):
     """The part both batchers share: a queue of jobs served by one worker thread (`_run`,
     given by each batcher), `submit` / `generate` for the clients, and a `close` that fails
     the jobs still queued and lets the worker finish what it took."""
@@ -105,8 +106,9 @@ class QueuedBatcher:
         if self._worker is not threading.current_thread():
             self._worker.join()
 
+    @abstractmethod
     def _run(self) -> None:
-        raise NotImplementedError
+        """The worker thread's loop: take jobs until closed, answer each job's future."""
 
 
 class MicroBatcher(QueuedBatcher):

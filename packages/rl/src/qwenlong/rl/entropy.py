@@ -26,6 +26,28 @@ import torch
 from torch import Tensor
 
 
+def check_logit_inputs(
+    logits: Tensor, targets: Tensor, temperature: float, chunk_size: int, name: str, shape: str
+) -> None:
+    """ValueError naming `name` (the logits argument, expected `shape`) unless the inputs of a
+    log-prob and entropy computation fit: 2-D float logits, one int64 target per row, a
+    positive temperature and chunk size."""
+    if logits.dim() != 2:
+        raise ValueError(f"{name} must be {shape}, got shape {tuple(logits.shape)}")
+    if targets.shape != logits.shape[:1]:
+        raise ValueError(
+            f"targets shape {tuple(targets.shape)} does not match {name} {tuple(logits.shape)}"
+        )
+    if targets.dtype != torch.long:
+        raise ValueError(f"targets must be int64 token ids, got {targets.dtype}")
+    if not logits.dtype.is_floating_point:
+        raise ValueError(f"{name} must be floating point, got {logits.dtype}")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+
+
 def token_logprobs_and_entropy(
     logits: Tensor, targets: Tensor, temperature: float = 1.0, chunk_size: int = 1024
 ) -> tuple[Tensor, Tensor]:
@@ -35,20 +57,7 @@ def token_logprobs_and_entropy(
     gradient to `logits` when it requires grad; the entropy never does. `temperature` must match
     the rollout's sampling temperature so that the log-probs are those of the sampling policy.
     """
-    if logits.dim() != 2:
-        raise ValueError(f"logits must be [T, V], got shape {tuple(logits.shape)}")
-    if targets.shape != logits.shape[:1]:
-        raise ValueError(
-            f"targets shape {tuple(targets.shape)} does not match logits {tuple(logits.shape)}"
-        )
-    if targets.dtype != torch.long:
-        raise ValueError(f"targets must be int64 token ids, got {targets.dtype}")
-    if not logits.dtype.is_floating_point:
-        raise ValueError(f"logits must be floating point, got {logits.dtype}")
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    check_logit_inputs(logits, targets, temperature, chunk_size, "logits", "[T, V]")
     logprobs, entropy = _ChunkedLogprobs.apply(logits, targets, float(temperature), chunk_size)
     return logprobs, entropy
 

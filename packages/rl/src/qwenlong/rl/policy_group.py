@@ -190,7 +190,12 @@ class PolicyGroup:
 
     def sender_address(self) -> tuple[str, int]:
         """(host, free port) on rank 0's node, where a weight-transfer group can meet."""
-        address = self._call("rendezvous_address", [()] * len(self.layouts))[0]
+        if self._local is not None:
+            address = self._local.rendezvous_address()
+        else:
+            from qwenlong.rl.ray_calls import ray_get
+
+            address = ray_get(self._live()[0].rendezvous_address.remote())
         host, port = address.removeprefix("tcp://").rsplit(":", 1)
         return host, int(port)
 

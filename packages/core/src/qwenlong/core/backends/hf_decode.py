@@ -19,7 +19,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Generic
+from typing import Any, Generic, Protocol
 
 import numpy as np
 import torch
@@ -31,9 +31,6 @@ from qwenlong.core.decoding import Key, RequestTooLong
 from qwenlong.core.errors import BackendError
 from qwenlong.core.interfaces import SamplingParams
 from qwenlong.core.records import Completion, Conversation
-
-if TYPE_CHECKING:
-    from qwenlong.core.backends.hf import HFChatModel
 
 
 @dataclass
@@ -85,10 +82,25 @@ def check_sampling(sampling: SamplingParams) -> None:
         raise BackendError("sampling.stop contains an empty string")
 
 
+class LoadedModel(Protocol):
+    """What decoding reads of the hf backend's `HFChatModel` (declared here, so this module
+    and the backend do not import each other)."""
+
+    name: str
+    model: Any
+    tokenizer: Any
+    device: Any
+    pad_id: int
+    eos_ids: Any
+    max_positions: int | None
+
+    def encode_prompt(self, conversation: Conversation, index: int = 0) -> list[int]: ...
+
+
 class DecodeBatch(Generic[Key]):
     """The hf backend's `StepDecoder`: see the module docstring. One thread drives it."""
 
-    def __init__(self, chat: HFChatModel) -> None:
+    def __init__(self, chat: LoadedModel) -> None:
         self.chat = chat
         self._rows: list[_Row] = []
         self._state: _State | None = None

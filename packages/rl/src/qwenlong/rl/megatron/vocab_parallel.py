@@ -27,6 +27,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from qwenlong.rl.entropy import check_logit_inputs
+
 _LOWEST = torch.finfo(torch.float32).min
 
 
@@ -51,21 +53,7 @@ def vocab_parallel_logprobs_and_entropy(
     `local_logits`; every rank of `group` must call this with the same n and chunk_size, since
     each chunk is a collective.
     """
-    if local_logits.dim() != 2:
-        raise ValueError(f"local_logits must be [n, V/TP], got shape {tuple(local_logits.shape)}")
-    if targets.shape != local_logits.shape[:1]:
-        raise ValueError(
-            f"targets shape {tuple(targets.shape)} does not match local_logits "
-            f"{tuple(local_logits.shape)}"
-        )
-    if targets.dtype != torch.long:
-        raise ValueError(f"targets must be int64 token ids, got {targets.dtype}")
-    if not local_logits.dtype.is_floating_point:
-        raise ValueError(f"local_logits must be floating point, got {local_logits.dtype}")
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    check_logit_inputs(local_logits, targets, temperature, chunk_size, "local_logits", "[n, V/TP]")
     if vocab_start < 0:
         raise ValueError(f"vocab_start must be >= 0, got {vocab_start}")
     slice_ = _VocabSlice(vocab_start, local_logits.shape[1], vocab_size)

@@ -94,14 +94,12 @@ class VLLMRolloutEngine:
         sampling_params: Callable[..., Any],
         tokenizer: Any,
         name: str,
-        sleeps: bool,
-        config: VLLMRolloutConfig | None = None,
+        config: VLLMRolloutConfig,
     ) -> None:
         self.llm, self.sampling_params, self.tokenizer = llm, sampling_params, tokenizer
-        self.name = name
-        self.config = config or VLLMRolloutConfig(placement="colocated" if sleeps else "separate")
-        self.weight_transports = transports_of(self.config)
-        self.sleeps = sleeps
+        self.name, self.config = name, config
+        self.weight_transports = transports_of(config)
+        self.sleeps = config.placement == "colocated"
         """Colocated: sleep while the policy trains."""
         self.asleep = False
         self.weights_awake = True
@@ -120,9 +118,7 @@ class VLLMRolloutEngine:
             llm = vllm.LLM(**engine_arguments(path, config, seed))
         except (OSError, ValueError) as err:
             raise BackendError(f"vllm could not load {path}: {' '.join(str(err).split())}") from err
-        return cls(
-            llm, vllm.SamplingParams, tokenizer, path, config.placement == "colocated", config
-        )
+        return cls(llm, vllm.SamplingParams, tokenizer, path, config)
 
     def prompt_ids(self, conversations: Sequence[Conversation]) -> list[list[int]]:
         """The token ids `generate` feeds vLLM for each conversation."""
