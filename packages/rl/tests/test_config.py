@@ -160,4 +160,22 @@ def test_rollout_kind_and_backends_are_checked_against_their_registries(tmp_path
         ConfigError, match=r"unknown rollout backend 'vlm' \(did you mean 'vllm'\?\)"
     ):
         load(tmp_path, MINIMAL, "rollout.backend=vlm")
-    assert load(tmp_path, MINIMAL, "rollout.backend=vllm").rollout.backend == "vllm"
+    vllm = load(tmp_path, MINIMAL, "rollout.backend=vllm", "policy.num_gpus_per_worker=0.65")
+    assert vllm.rollout.backend == "vllm"
+
+
+def test_colocated_engines_need_one_worker_beside_each_policy_rank(tmp_path: Path) -> None:
+    """Colocation puts engine worker i on policy rank i's GPU: the counts must match and the
+    GPU shares must fit one GPU (qwenlong.rl.rollout.colocation)."""
+    tp4 = ("rollout.backend=vllm", "rollout.vllm.tensor_parallel_size=4")
+    fits = load(tmp_path, MINIMAL, *tp4, "rollout.num_workers=2", "policy.num_workers=8",
+                "policy.num_gpus_per_worker=0.65")  # fmt: skip
+    assert fits.rollout.vllm.tensor_parallel_size == 4
+    with pytest.raises(ConfigError, match=r"2 x 4 = 8\) must equal policy.num_workers \(4\)"):
+        load(tmp_path, MINIMAL, *tp4, "rollout.num_workers=2", "policy.num_workers=4",
+             "policy.num_gpus_per_worker=0.65")  # fmt: skip
+    with pytest.raises(ConfigError, match=r"2 policy copies .* = 1.65"):
+        load(tmp_path, MINIMAL, *tp4, "rollout.num_workers=1", "policy.num_workers=4",
+             "policy.num_gpus_per_worker=0.65", "loss.kl_beta=0.01")  # fmt: skip
+    # Without Ray, or on GPUs of their own, nothing is placed.
+    load(tmp_path, MINIMAL, *tp4, "rollout.vllm.placement=separate")

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from qwenlong.core.interfaces import SamplingParams
-from qwenlong.rl.interfaces import PolicyUpdate
+from qwenlong.rl.interfaces import Policy, PolicyUpdate, RolloutEngine
 from qwenlong.rl.rollout.batch import RolloutBatch, StepSequence
 from qwenlong.rl.rollout.vllm_config import VLLMRolloutConfig
 from qwenlong.rl.rollout.vllm_engine import VLLMRolloutEngine
@@ -31,7 +31,7 @@ CONVERSATIONS = [[{"role": "user", "content": f"Tell me about item {i}."}] for i
 SAMPLING = SamplingParams(max_new_tokens=32, temperature=1.0, top_p=1.0, n=4, seed=5, logprobs=True)
 
 
-def _batch(engine: VLLMRolloutEngine) -> RolloutBatch:
+def _batch(engine: RolloutEngine) -> RolloutBatch:
     from qwenlong.core.records import TaskSample
 
     groups = engine.generate(CONVERSATIONS, SAMPLING)
@@ -47,7 +47,7 @@ def _batch(engine: VLLMRolloutEngine) -> RolloutBatch:
     return RolloutBatch.from_trajectories(samples, trajectories)
 
 
-def _gap(policy: TorchPolicy, batch: RolloutBatch) -> float:
+def _gap(policy: Policy, batch: RolloutBatch) -> float:
     stats = policy.forward_logprobs(batch.packed, batch.packed.loss_mask)
     figures = mismatch_metrics(stats.logprobs, batch.rollout_logprobs, batch.packed.loss_mask)
     return figures["mismatch/logprob_abs_diff"]
@@ -93,3 +93,51 @@ def test_a_colocated_engine_gives_its_memory_back_while_the_policy_trains(
         assert engine.generate(CONVERSATIONS[:2], SAMPLING)[0][0].token_ids
     finally:
         engine.close()
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs")
+def test_a_colocated_tensor_parallel_engine_takes_ipc_weights_from_the_ranks_beside_it(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """The run's own components on 2 GPUs: 2 torch ranks and one TP-2 engine in one placement
+    group (qwenlong.rl.rollout.colocation), weights by CUDA IPC from each rank's copy."""
+    from qwenlong.rl.components import components
+    from qwenlong.rl.config import TrainConfig
+    from qwenlong.rl.ray_session import ray_session
+
+    config = TrainConfig(
+        model=str(tiny_model_dir),
+        data={"train": ["unused.parquet"]},
+        steps=1,
+        rollout={
+            "backend": "vllm",
+            "num_workers": 1,
+            "num_cpus_per_worker": 1,
+            "vllm": {
+                "tensor_parallel_size": 2,
+                "gpu_share": 0.3,
+                "weight_transfer": "ipc",
+                "dtype": "float32",
+            },
+        },
+        policy={
+            "num_workers": 2,
+            "num_cpus_per_worker": 1,
+            "num_gpus_per_worker": 0.6,
+            "torch": {"device": "cuda", "lr": 1e-2},
+        },
+    )
+    with ray_session(config.ray), components(config, tiny_model_dir, tmp_path / "judge") as parts:
+        engine, policy = parts.rollout, parts.policy
+        batch = _batch(engine)
+        assert _gap(policy, batch) < 1e-3
+        engine.release_memory()
+        mask = batch.packed.loss_mask.clone()
+        advantages = torch.randn(batch.packed.num_sequences)[batch.packed.sequence_index()]
+        policy.train_step(
+            batch.packed, PolicyUpdate(advantages * mask, mask, None, None, int(mask.sum()))
+        )
+        stale = _gap(policy, batch)
+        sync_weights(policy, engine)
+        engine.reclaim_memory()
+        assert _gap(policy, _batch(engine)) < 1e-3 < stale

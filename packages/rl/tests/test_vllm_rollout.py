@@ -167,8 +167,12 @@ def test_engine_arguments_follow_the_placement() -> None:
     separate = VLLMRolloutConfig(placement="separate", tensor_parallel_size=2)
     arguments = engine_arguments("/m", separate, seed=0)
     assert arguments["enable_sleep_mode"] is False and arguments["tensor_parallel_size"] == 2
-    with pytest.raises(ValueError, match="tensor_parallel_size 1"):
-        VLLMRolloutConfig(tensor_parallel_size=2)
+    assert "distributed_executor_backend" not in arguments  # vLLM's own executor in the actor
+    assert "distributed_executor_backend" not in colocated  # one GPU: no executor at all
+    # Colocated tensor parallel: the workers are Ray actors in the run's placement group.
+    colocated_tp = engine_arguments("/m", VLLMRolloutConfig(tensor_parallel_size=4), seed=0)
+    assert colocated_tp["distributed_executor_backend"] == "ray"
+    assert colocated_tp["enable_sleep_mode"] is True
 
 
 def test_without_vllm_the_engine_is_one_line(
@@ -185,7 +189,7 @@ def test_without_vllm_the_engine_is_one_line(
         ray={"enabled": False},
     )
     with pytest.raises(BackendError, match="vllm is not installed"):
-        ROLLOUT_BACKENDS.get("vllm")(config, str(tiny_model_dir))
+        ROLLOUT_BACKENDS.get("vllm")(config, str(tiny_model_dir), None)
 
 
 # ---- vLLM's own weight transfer (NCCL broadcast): the plan and the control plane ---------

@@ -45,8 +45,11 @@ def plan_command(
     model_config: Path | None = typer.Option(
         None, "--model-config", help="The model's HF config.json, when `model` is not here."
     ),
-    vllm_share: float = typer.Option(
-        0.0, "--vllm-share", help="Share of each GPU kept for colocated rollout engines."
+    vllm_share: float | None = typer.Option(
+        None,
+        "--vllm-share",
+        help="Share of each GPU kept for colocated rollout engines (default: the config's "
+        "rollout.vllm.gpu_share when its engines are colocated vLLM, else 0).",
     ),
     overrides: list[str] = typer.Option([], "--set", help="Override a config key: a.b=value."),
 ) -> None:
@@ -57,6 +60,10 @@ def plan_command(
     from qwenlong.rl.megatron.memory_plan import plan_memory
 
     train = load_config(config, TrainConfig, overrides)
+    if vllm_share is None:
+        vllm = train.rollout.vllm
+        colocated = train.rollout.backend == "vllm" and vllm.placement == "colocated"
+        vllm_share = vllm.gpu_share if colocated else 0.0
     shape = _model_shape(train.model, model_config)
     stages = train.stage_list()
     if stage is not None:

@@ -21,6 +21,7 @@ from qwenlong.core.errors import ConfigError
 from qwenlong.rl.config import POLICY_BACKENDS, ROLLOUT_BACKENDS, TrainConfig
 from qwenlong.rl.interfaces import Policy, RewardCall, RolloutEngine
 from qwenlong.rl.reward_worker import start_reward
+from qwenlong.rl.rollout.colocation import Colocation, colocates
 
 
 @dataclass
@@ -41,10 +42,18 @@ def worker_path(path: str | Path) -> str:
     return str(local.resolve()) if local.exists() else str(path)
 
 
-def start_policy(config: TrainConfig, model_path: str | Path, lr: float | None = None) -> Policy:
+def start_policy(
+    config: TrainConfig,
+    model_path: str | Path,
+    lr: float | None = None,
+    placement: Colocation | None = None,
+) -> Policy:
     """The policy of `policy.backend` from `model_path`; its learning rate is `lr` when given
-    (the SFT warm start and control train at SFT's)."""
-    return POLICY_BACKENDS.get(config.policy.backend)(config, worker_path(model_path), lr)
+    (the SFT warm start and control train at SFT's); its ranks in `placement`'s bundles when
+    rollout engines share their GPUs."""
+    return POLICY_BACKENDS.get(config.policy.backend)(
+        config, worker_path(model_path), lr, placement
+    )
 
 
 @contextmanager
@@ -59,15 +68,19 @@ def components(
         check_resources(config, with_reference)
     model = worker_path(model_path)
     with ExitStack() as started:
-        rollout = ROLLOUT_BACKENDS.get(config.rollout.backend)(config, model)
+        placement = None
+        if colocates(config):
+            placement = Colocation.create(config, copies=2 if with_reference else 1)
+            started.callback(placement.remove)  # runs last: after every actor in it ended
+        rollout = ROLLOUT_BACKENDS.get(config.rollout.backend)(config, model, placement)
         started.callback(rollout.close)
         cache = str(Path(judge_cache).resolve())
         reward = start_reward(config.reward, config.judge, cache, config.ray.enabled)
-        policy = start_policy(config, model, policy_lr)
+        policy = start_policy(config, model, policy_lr, placement)
         started.callback(policy.close)
         reference = None
         if with_reference:
-            reference = start_policy(config, model)
+            reference = start_policy(config, model, placement=placement)
             started.callback(reference.close)
         yield Components(policy, rollout, reward, reference)
 

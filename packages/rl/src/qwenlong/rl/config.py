@@ -31,6 +31,7 @@ from qwenlong.rl.masks import NegativeClipConfig
 from qwenlong.rl.megatron.config import MegatronPolicyConfig
 from qwenlong.rl.prompting import PromptBuilder
 from qwenlong.rl.rewards import RewardConfig
+from qwenlong.rl.rollout.colocation import Colocation, check_colocation
 from qwenlong.rl.rollout.vllm_config import VLLMRolloutConfig
 from qwenlong.rl.rollout_correction import RolloutCorrectionConfig
 from qwenlong.rl.sampler import SamplerConfig
@@ -42,15 +43,16 @@ from qwenlong.rl.weight_sync import WeightSyncConfig
 # ("module:function") beside the config that checks them, so checking a name imports neither
 # torch distributed, Ray, Megatron nor vLLM. A test or an extension adds its own with `add`.
 
-PolicyFactory = Callable[["TrainConfig", str, "float | None"], Policy]
+PolicyFactory = Callable[["TrainConfig", str, float | None, Colocation | None], Policy]
 """(run config, model directory as the workers see it, learning rate or None for the
-config's) -> the started policy."""
+config's, the colocated placement group or None) -> the started policy."""
 POLICY_BACKENDS: Registry[PolicyFactory] = Registry("policy backend")
 POLICY_BACKENDS.add_lazy("torch", "qwenlong.rl.torch_rank:start_torch_policy")
 POLICY_BACKENDS.add_lazy("megatron", "qwenlong.rl.megatron.policy:start_megatron_policy")
 
-EngineFactory = Callable[["TrainConfig", str], RolloutEngine]
-"""(run config, model directory as the workers see it) -> the started rollout engines."""
+EngineFactory = Callable[["TrainConfig", str, Colocation | None], RolloutEngine]
+"""(run config, model directory as the workers see it, the colocated placement group or None)
+-> the started rollout engines."""
 ROLLOUT_BACKENDS: Registry[EngineFactory] = Registry("rollout backend")
 ROLLOUT_BACKENDS.add_lazy("hf", "qwenlong.rl.rollout.hf_group:start_hf_engines")
 ROLLOUT_BACKENDS.add_lazy("vllm", "qwenlong.rl.rollout.vllm_group:start_vllm_engines")
@@ -226,6 +228,9 @@ class RayConfig(ConfigModel):
     Ray inside this process, stopped when training ends."""
     num_cpus: int | None = Field(default=None, ge=1)
     """CPUs of the local Ray (None: all of the machine's); ignored when attaching."""
+    num_gpus: int | None = Field(default=None, ge=0)
+    """GPUs of the local Ray (None: those it detects); ignored when attaching. Ray only counts
+    them, so declaring GPUs a machine lacks tests GPU placement on a CPU (ours)."""
 
 
 class TrainConfig(ConfigModel):
@@ -320,6 +325,7 @@ class TrainConfig(ConfigModel):
                     )
         if self.reward.use_judge and self.judge is None:
             raise ValueError("reward.use_judge is true but judge (a backend config) is null")
+        check_colocation(self)
         return self
 
     def stage_list(self) -> tuple[StageConfig, ...]:

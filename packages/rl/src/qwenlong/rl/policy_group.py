@@ -54,7 +54,9 @@ class PolicyGroup:
     """The ranks of one policy behind the `Policy` protocol.
 
     `num_cpus_per_rank` / `num_gpus_per_rank` are the Ray resources each rank reserves
-    (fractions allowed, e.g. 0.5 CPU so that two ranks and a rollout worker fit on 2 CPUs).
+    (fractions allowed, e.g. 0.5 CPU so that two ranks and a rollout worker fit on 2 CPUs);
+    `actor_options` (one dict per rank) replaces them where the ranks have set places, e.g.
+    the bundles of a colocated placement group (qwenlong.rl.rollout.colocation).
     `in_process` (one rank only) runs the rank in this process, without Ray: no extra process
     and no transfer of batches and weights.
     """
@@ -72,6 +74,7 @@ class PolicyGroup:
         in_process: bool = False,
         bucket_bytes: int = 256 * 2**20,
         name: str = "policy",
+        actor_options: Sequence[dict[str, Any]] | None = None,
     ) -> None:
         if not ranks:
             raise ConfigError(f"{name}: needs at least one rank")
@@ -85,19 +88,24 @@ class PolicyGroup:
             self._local = cls(*args)
             self.layouts = [self._local.setup(None)]
         else:
-            self.layouts = self._start_actors(ranks, num_cpus_per_rank, num_gpus_per_rank)
+            if actor_options is None:
+                actor_options = [{"num_cpus": num_cpus_per_rank, "num_gpus": num_gpus_per_rank}]
+                actor_options = actor_options * len(ranks)
+            self.layouts = self._start_actors(ranks, actor_options)
         self.dp_size = _check_layouts(self.layouts, name)
 
     def _start_actors(
-        self, ranks: Sequence[RankSpec], num_cpus: float, num_gpus: float
+        self, ranks: Sequence[RankSpec], options: Sequence[dict[str, Any]]
     ) -> list[RankLayout]:
         import ray
 
         from qwenlong.rl.ray_calls import ray_get
 
+        if len(options) != len(ranks):
+            raise ConfigError(f"{self.name}: {len(options)} actor options for {len(ranks)} ranks")
         self._actors = [
-            ray.remote(cls).options(num_cpus=num_cpus, num_gpus=num_gpus).remote(*args)
-            for cls, args in ranks
+            ray.remote(cls).options(**option).remote(*args)
+            for (cls, args), option in zip(ranks, options, strict=True)
         ]
         try:
             address = (

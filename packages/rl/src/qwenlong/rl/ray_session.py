@@ -41,6 +41,7 @@ def ray_session(config: RayConfig) -> Iterator[None]:
             with _node_address_may_be_loopback():
                 context = ray.init(
                     num_cpus=config.num_cpus,
+                    num_gpus=config.num_gpus,
                     include_dashboard=False,
                     log_to_driver=False,
                     _node_ip_address=LOOPBACK,

@@ -28,6 +28,7 @@ from qwenlong.core.safetensors_io import write_sharded
 from qwenlong.rl.config import POLICY_BACKENDS, ROLLOUT_BACKENDS, TrainConfig
 from qwenlong.rl.interfaces import PackedBatch, PolicyUpdate, StepStats, TokenStats, WeightStream
 from qwenlong.rl.losses import compute_loss
+from qwenlong.rl.rollout.colocation import Colocation
 
 RESPONSES = (
     "Therefore, the answer is paris.",
@@ -191,14 +192,18 @@ class ScriptedRolloutEngine:
         return completions
 
 
-def start_scripted_policy(config: TrainConfig, model_path: str, lr: float | None) -> ScriptedPolicy:
+def start_scripted_policy(
+    config: TrainConfig, model_path: str, lr: float | None, placement: Colocation | None
+) -> ScriptedPolicy:
     """The `scripted` policy backend."""
     return ScriptedPolicy(
         model_path, lr or config.policy.torch.lr, config.rollout.temperature, config
     )
 
 
-def start_scripted_engine(config: TrainConfig, model_path: str) -> ScriptedRolloutEngine:
+def start_scripted_engine(
+    config: TrainConfig, model_path: str, placement: Colocation | None
+) -> ScriptedRolloutEngine:
     """The `scripted` rollout backend."""
     return ScriptedRolloutEngine(model_path)
 

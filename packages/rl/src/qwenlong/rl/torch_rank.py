@@ -29,6 +29,7 @@ from qwenlong.rl.torch_policy import TorchPolicy, TorchPolicyConfig, resolve_dev
 
 if TYPE_CHECKING:
     from qwenlong.rl.config import TrainConfig
+    from qwenlong.rl.rollout.colocation import Colocation
 
 
 class TorchPolicyRank:
@@ -136,8 +137,11 @@ class TorchPolicyRank:
         return self.policy
 
 
-def start_torch_policy(config: TrainConfig, model_path: str, lr: float | None) -> PolicyGroup:
-    """`policy.num_workers` torch ranks from `model_path` (in this process without Ray)."""
+def start_torch_policy(
+    config: TrainConfig, model_path: str, lr: float | None, placement: Colocation | None
+) -> PolicyGroup:
+    """`policy.num_workers` torch ranks from `model_path` (in this process without Ray; in
+    the bundles of `placement` when engines share their GPUs)."""
     torch_config = config.policy_config(lr=lr)
     workers = config.policy.num_workers
     return PolicyGroup(
@@ -148,4 +152,5 @@ def start_torch_policy(config: TrainConfig, model_path: str, lr: float | None) -
         in_process=not config.ray.enabled,
         bucket_bytes=int(config.weight_sync.bucket_mb * 2**20),
         name=f"torch policy ({Path(model_path).name})",
+        actor_options=placement and [placement.rank_options(rank) for rank in range(workers)],
     )

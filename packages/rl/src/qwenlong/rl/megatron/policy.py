@@ -54,6 +54,7 @@ from qwenlong.rl.rollout.vllm_transfer import ExportOrder, RankSender, TransferP
 
 if TYPE_CHECKING:
     from qwenlong.rl.config import TrainConfig
+    from qwenlong.rl.rollout.colocation import Colocation
 
 SHARD_BYTES = 2 * 1024**3
 """Largest safetensors file `save_pretrained` writes (HF's layout). Our choice."""
@@ -417,8 +418,11 @@ def _pick(values: Tensor | None, positions: Tensor, device: torch.device) -> Ten
     return None if values is None else values[positions].float().to(device)
 
 
-def start_megatron_policy(config: TrainConfig, model_path: str, lr: float | None) -> PolicyGroup:
-    """`policy.num_workers` Megatron ranks from `model_path` (in this process without Ray)."""
+def start_megatron_policy(
+    config: TrainConfig, model_path: str, lr: float | None, placement: Colocation | None
+) -> PolicyGroup:
+    """`policy.num_workers` Megatron ranks from `model_path` (in this process without Ray; in
+    the bundles of `placement` when engines share their GPUs)."""
     megatron = config.policy.megatron.model_copy(
         update={"temperature": config.rollout.temperature, **({"lr": lr} if lr else {})}
     )
@@ -439,4 +443,5 @@ def start_megatron_policy(config: TrainConfig, model_path: str, lr: float | None
         in_process=not config.ray.enabled,
         bucket_bytes=int(config.weight_sync.bucket_mb * 2**20),
         name=f"megatron policy ({Path(model_path).name})",
+        actor_options=placement and [placement.rank_options(rank) for rank in range(workers)],
     )

@@ -101,15 +101,27 @@ class EngineGroup:
         bucket_bytes: int = 256 * 2**20,
         weight_transports: tuple[str, ...] = ("stream",),
         transfer_plan: Callable[[tuple[str, int], list[Any]], Any] | None = None,
+        actor_options: Sequence[dict[str, Any]] | None = None,
     ) -> None:
         """One actor per factory (each engine may differ, e.g. in its seed). An engine with
-        its own weight transfer adds its transports and `transfer_plan(address, actors)`."""
+        its own weight transfer adds its transports and `transfer_plan(address, actors)`.
+        `actor_options` (one dict per factory) replaces the CPU/GPU requests where engines
+        have set places (qwenlong.rl.rollout.colocation)."""
         self.weight_transports = weight_transports
         self._transfer_plan = transfer_plan
         if not factories:
             raise ConfigError("rollout group: num_workers must be >= 1, got 0")
-        options = EngineWorker.options(num_cpus=num_cpus_per_worker, num_gpus=num_gpus_per_worker)
-        self._actors = [options.remote(factory, name) for factory in factories]
+        if actor_options is None:
+            actor_options = [{"num_cpus": num_cpus_per_worker, "num_gpus": num_gpus_per_worker}]
+            actor_options = actor_options * len(factories)
+        if len(actor_options) != len(factories):
+            raise ConfigError(
+                f"rollout group: {len(actor_options)} actor options for {len(factories)} engines"
+            )
+        self._actors = [
+            EngineWorker.options(**option).remote(factory, name)
+            for factory, option in zip(factories, actor_options, strict=True)
+        ]
         self.bucket_bytes = bucket_bytes
         try:
             ray_get([actor.setup.remote() for actor in self._actors])

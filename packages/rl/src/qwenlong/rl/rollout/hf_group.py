@@ -15,6 +15,7 @@ from qwenlong.rl.rollout.hf_engine import HFRolloutEngine
 
 if TYPE_CHECKING:
     from qwenlong.rl.config import TrainConfig
+    from qwenlong.rl.rollout.colocation import Colocation
 
 
 class HFRolloutGroup(EngineGroup):
@@ -33,9 +34,11 @@ class HFRolloutGroup(EngineGroup):
         super().__init__([factory] * num_workers, str(model_path), **options)
 
 
-def start_hf_engines(config: TrainConfig, model_path: str) -> RolloutEngine:
+def start_hf_engines(
+    config: TrainConfig, model_path: str, placement: Colocation | None
+) -> RolloutEngine:
     """The `hf` entry of the rollout-engine registry: one engine in this process without Ray,
-    else `rollout.num_workers` actors."""
+    else `rollout.num_workers` actors. HF engines are never placed (`placement` is None)."""
     rollout = config.rollout
     if not config.ray.enabled:
         return HFRolloutEngine(model_path, rollout.hf)

@@ -15,9 +15,11 @@ class VLLMRolloutConfig(VLLMBackendConfig):
     parallel), `tensor_parallel_size` the GPUs inside each. All defaults are ours."""
 
     placement: Literal["colocated", "separate"] = "colocated"
-    """"colocated": each engine shares a training GPU and sleeps while the policy trains
-    (vLLM's sleep mode: its KV cache freed, its weights dropped, then re-streamed from the
-    policy); "separate": engines on GPUs of their own, always awake."""
+    """"colocated": each engine worker shares a training GPU with a policy rank (one Ray
+    placement group for both, qwenlong.rl.rollout.colocation; a tensor-parallel engine's
+    workers are started by vLLM's Ray executor in its bundles) and sleeps while the policy
+    trains (vLLM's sleep mode: its KV cache freed, its weights dropped, then re-streamed from
+    the policy); "separate": engines on GPUs of their own, always awake."""
     gpu_share: float = Field(default=0.35, gt=0, lt=1)
     """Colocated: the share of each GPU an engine's Ray actor asks for and vLLM may fill
     (`gpu_memory_utilization` is set to it); the policy worker takes the rest. The paper's
@@ -37,11 +39,6 @@ class VLLMRolloutConfig(VLLMBackendConfig):
 
     @model_validator(mode="after")
     def _check_placement(self) -> VLLMRolloutConfig:
-        if self.placement == "colocated" and self.tensor_parallel_size > 1:
-            raise ValueError(
-                "placement: colocated runs one GPU per engine (tensor_parallel_size 1); "
-                "use placement: separate for tensor-parallel engines"
-            )
         if self.weight_transfer == "ipc" and self.placement != "colocated":
             raise ValueError("weight_transfer: ipc needs placement: colocated (the same GPU)")
         if self.weight_transfer == "nccl" and self.placement != "separate":

@@ -49,6 +49,13 @@ def engine_arguments(model_path: str, config: VLLMRolloutConfig, seed: int) -> d
         "dtype": config.dtype,
         "enable_prefix_caching": config.enable_prefix_caching,
         "enable_sleep_mode": config.placement == "colocated",
+        # Colocated tensor-parallel workers are Ray actors in the run's placement group
+        # (qwenlong.rl.rollout.colocation); elsewhere vLLM's default executor.
+        **(
+            {"distributed_executor_backend": "ray"}
+            if config.placement == "colocated" and config.tensor_parallel_size > 1
+            else {}
+        ),
         "logprobs_mode": config.logprobs_mode,
         "seed": seed,
         **(

@@ -1,9 +1,9 @@
 """The `vllm` entry of the rollout-engine registry: `rollout.num_workers` vLLM engines
 (qwenlong.rl.rollout.vllm_engine) as Ray actors, or one in this process without Ray.
 
-Placement (`rollout.vllm.placement`): "colocated" engines ask Ray for `gpu_share` of a GPU
-each, so one lands beside each policy rank (which asks for the rest) and sleeps while it
-trains; "separate" engines ask for `tensor_parallel_size` whole GPUs each. Every engine gets its
+Placement (`rollout.vllm.placement`): "colocated" engines go into the bundles of the run's
+placement group (qwenlong.rl.rollout.colocation), each of their workers beside a policy rank,
+and sleep while it trains; "separate" engines ask for `tensor_parallel_size` whole GPUs each. Every engine gets its
 own seed stream (`derive_seed(seed, "vllm-engine", i)`), so engines do not draw the same
 samples for different prompts' shares; a request's own seed still fixes its samples.
 """
@@ -20,6 +20,7 @@ from qwenlong.rl.rollout.vllm_engine import VLLMRolloutEngine, make_plan, transp
 
 if TYPE_CHECKING:
     from qwenlong.rl.config import TrainConfig
+    from qwenlong.rl.rollout.colocation import Colocation
 
 
 def engine_gpus(config: TrainConfig) -> float:
@@ -28,8 +29,10 @@ def engine_gpus(config: TrainConfig) -> float:
     return vllm.gpu_share if vllm.placement == "colocated" else float(vllm.tensor_parallel_size)
 
 
-def start_vllm_engines(config: TrainConfig, model_path: str) -> RolloutEngine:
-    """The run's vLLM rollout engines."""
+def start_vllm_engines(
+    config: TrainConfig, model_path: str, placement: Colocation | None
+) -> RolloutEngine:
+    """The run's vLLM rollout engines (in `placement`'s bundles when colocated)."""
     rollout = config.rollout
     if not config.ray.enabled:
         return VLLMRolloutEngine.start(model_path, rollout.vllm, derive_seed(config.seed, "vllm"))
@@ -50,4 +53,6 @@ def start_vllm_engines(config: TrainConfig, model_path: str) -> RolloutEngine:
         bucket_bytes=int(config.weight_sync.bucket_mb * 2**20),
         weight_transports=transports_of(rollout.vllm),
         transfer_plan=functools.partial(make_plan, rollout.vllm),
+        actor_options=placement
+        and [placement.engine_options(index) for index in range(rollout.num_workers)],
     )
