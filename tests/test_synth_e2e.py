@@ -166,3 +166,73 @@ def test_every_llm_path_runs_with_a_real_model(tiny_chat_model, tmp_path: Path) 
     assert modes["verify"].startswith(tiny_chat_model.name)
     stats = (tmp_path / "run" / "candidates" / "mase.json").read_text()
     assert '"proposals"' in stats
+
+
+def _ingest_config(tokenizer: Path, folder: Path, source: str) -> SynthConfig:
+    from qwenlong.core.config_loader import load_config_dict
+
+    world = {"seed": 1, "n_people": 8, "n_organisations": 3, "n_dialogues": 1}
+    return load_config_dict(
+        {
+            "seed": 1,
+            "tokenizer": str(tokenizer),
+            "corpus": {"source": source, "world": world, "ingest": {"folders": [str(folder)]}},
+            "generators": {"corpus_numerical": {"num_samples": 4}, "mase": None,
+                           "dialogue_needles": None},
+            "assembly": {"target_lengths": [2048]},
+        },
+        SynthConfig,
+        source="test",
+    )  # fmt: skip
+
+
+def test_report_counts_what_each_source_type_gave_and_skipped_scans(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pdf_fixtures as fx
+
+    from qwenlong.core.dataset_io import read_documents
+    from qwenlong.synth.corpus.pdf import page_of
+
+    monkeypatch.setenv("QWENLONG_PROGRESS", "0")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "notes.txt").write_text("Mara Holt was born in Corvel.\n")
+    fx.multipage_pdf(corpus / "town.pdf", [["Corvel lies on the Lenn."], ["Its mayor is Ada."]])
+    fx.scanned_pdf(corpus / "scan.pdf")
+    summary = run_synth(_ingest_config(tiny_model_dir, corpus, "both"), tmp_path / "run")
+
+    by_type = summary["by_source_type"]
+    assert set(by_type) == {"fictional", "pdf", "txt"}
+    assert by_type["pdf"]["documents"] == 1 and by_type["pdf"]["skipped"] == 1
+    assert by_type["pdf"]["gave_none"]["no text layer"] == 1
+    assert by_type["fictional"]["kept"] == summary["samples"] > 0  # dialogue is off
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "## Yield by source type" in report and "1 no text layer" in report
+    (pdf,) = [
+        d
+        for d in read_documents(tmp_path / "run/corpus/documents.parquet")
+        if d.source == "town.pdf"
+    ]
+    assert page_of(pdf, pdf.text.index("mayor")) == 2  # page offsets kept in the corpus file
+
+
+def test_a_folder_of_scans_only_stops_with_one_clear_line(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pdf_fixtures as fx
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    fx.scanned_pdf(corpus / "scan.pdf")
+    config = tmp_path / "synth.yaml"
+    config.write_text(
+        f"tokenizer: {tiny_model_dir}\n"
+        f"corpus: {{source: ingest, ingest: {{folders: [{corpus}]}}}}\n"
+    )
+    with pytest.raises(SystemExit) as stopped:
+        main(["synth", str(config), "--out", str(tmp_path / "run")])
+    assert stopped.value.code != 0
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"dataset error: {corpus}: no document with text (1 skipped: scan.pdf: no text layer)"
+    )

@@ -162,3 +162,17 @@ def test_ingest_config_combines_sources(tmp_path: Path) -> None:
     assert len(docs) == 7 and {d.domain for d in docs} == {"general"}
     with pytest.raises(ValidationError):
         IngestConfig(folder=("x",))
+
+
+def test_skipped_rows_are_listed_and_an_empty_source_is_an_error(tmp_path: Path) -> None:
+    from qwenlong.synth.corpus.ingest import SkippedDoc
+
+    skipped: list[SkippedDoc] = []
+    _corpus(tmp_path / "corpus")
+    docs = ingest(IngestConfig(folders=("corpus",)), base=tmp_path, skipped=skipped)
+    assert skipped == [SkippedDoc("code/deep/d.jsonl#2", "jsonl", "no text")]  # the blank row
+    assert {d.meta["source_type"] for d in docs} == {"txt", "md", "html", "jsonl", "parquet"}
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.csv").write_text("not,read")
+    with pytest.raises(DatasetError, match=r"empty: no document found \(files read: docx, htm"):
+        ingest(IngestConfig(folders=("empty",)), base=tmp_path)

@@ -1,6 +1,7 @@
 """What a synthesis run made and what it threw away, as Markdown with length histograms.
 
-    OUT/report.md                      counts, drop reasons, pass-rate bins, stage modes
+    OUT/report.md                      counts, drop reasons, pass-rate bins, stage modes,
+                                       yield per source document type
     OUT/context_lengths_<task>.png     one histogram of context tokens per task type
 
 Every stage that removes a sample records a `Drop` with a reason, so the report can say where
@@ -19,6 +20,7 @@ from pathlib import Path
 from qwenlong.core.records import TASK_TYPES, TaskSample
 from qwenlong.synth.difficulty import bin_index, pass_rate
 from qwenlong.synth.interfaces import DROP_REASONS, Drop
+from qwenlong.synth.source_yield import SourceYield
 
 DEFAULT_BIN_EDGES = (0.0, 0.25, 0.5, 0.75, 1.0)
 """Pass-rate bin edges the report uses when it is given none: four uniform bins. Our choice."""
@@ -45,6 +47,7 @@ def write_report(
     *,
     bin_edges: Sequence[float] = DEFAULT_BIN_EDGES,
     contamination: Mapping[str, int] | None = None,
+    sources: Mapping[str, SourceYield] | None = None,
     title: str = "Synthesis report",
 ) -> Path:
     """Write OUT/report.md and one context-length histogram PNG per task type; return the .md path.
@@ -52,7 +55,7 @@ def write_report(
     Numbers only (no sample text), so the report is safe to share and small. Counts per task type
     and generator cover kept samples; the drop table covers the drops, by reason and stage.
     `contamination` (evaluation set -> samples dropped for overlapping it, from decontamination)
-    adds a table when given.
+    adds a table when given, and so does `sources` (source type -> what its documents gave).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -69,6 +72,8 @@ def write_report(
         rows = sorted(contamination.items())
         table = _table(("evaluation set", "samples dropped"), rows) if rows else "No overlap found."
         sections.append("## Decontamination\n\n" + table)
+    if sources is not None:
+        sections.append(_source_table(sources))
     path = out / "report.md"
     path.write_text("\n\n".join(sections) + "\n", encoding="utf-8")
     return path
@@ -117,6 +122,24 @@ def _drop_table(drops: Sequence[Drop]) -> str:
     ]
     header = ("reason", "stage", *tasks, "total")
     return "## Drops\n\n" + _table(header, rows)
+
+
+def _source_table(sources: Mapping[str, SourceYield]) -> str:
+    """One row per source type; the last column counts why documents gave no kept question."""
+    rows = [
+        [
+            kind, y.documents, y.skipped, "-" if y.triples is None else y.triples, y.questions,
+            y.kept, "; ".join(f"{n} {why}" for why, n in sorted(y.none.items())) or "-",
+        ]
+        for kind, y in sources.items()
+    ]  # fmt: skip
+    header = ("source type", "documents", "skipped", "triples", "questions", "kept", "gave none")
+    note = (
+        "Questions are candidates resting on a document of the type (one question may count for "
+        "several types); kept are those in the dataset. A document that gave no kept question, "
+        "or a file skipped on reading, is counted under why in the last column."
+    )
+    return "## Yield by source type\n\n" + note + "\n\n" + _table(header, rows)
 
 
 def _lengths_by_task(samples: Sequence[TaskSample]) -> dict[str, list[int]]:

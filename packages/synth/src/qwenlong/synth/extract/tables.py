@@ -1,63 +1,68 @@
-"""Markdown and HTML tables, and the triples the rule extractor reads from them.
+"""Markdown and HTML tables in document text, and the triples the rule extractor reads from them.
 
-Triples by table shape (the header row is the first row; a trailing "(unit)" on a header or
-row label is the unit, appended to every value it covers: "1234.5 USD million"):
+Tables are found as markdown pipe tables (the form every corpus reader writes, see
+`corpus.table_grid`) and as raw `<table>` markup; both become span-expanded grids, read by
+`extract.headers` (which rows are the header, what each column is) and `extract.report_cells`
+(every figure with its canonical value and unit). Triples by table shape:
 
-- Year columns, metric rows: the first header cell is generic ("Metric", "Item", "Indicator",
-  empty...). Head = the document subject, relation = the row label, date = the column's year:
-  `| Metric (USD million) | 2019 |` + `| Revenue | 1,234.5 |` -> (subject, revenue, "1234.5 USD
-  million", 2019).
-- Year columns, entity rows: the first header cell names the measured quantity. Head = the row
-  label, relation = that quantity: `| Revenue (USD million) | 2019 |` + `| Telmora | 812.0 |` ->
-  (Telmora, revenue, "812.0 USD million", 2019).
-- Any other table: head = the row's first cell, relation = the column header, no date.
+- Period columns, metric rows: the label column's header is generic ("Metric", "Item", empty,
+  "(in millions)", a statement title). Head = the document subject, relation = the row label,
+  date = the column's period: `| Metric (USD million) | 2019 |` + `| Revenue | 1,234.5 |` ->
+  (subject, revenue, "1234.5 USD million", 2019). Change and range columns ("2019 over 2018")
+  and qualified columns ("2021 % of revenue") add their label to the relation.
+- Period columns, entity rows: the label column's header names the measured quantity. Head =
+  the row label, relation = that quantity: `| Revenue (USD million) | 2019 |` + `| Telmora |
+  812.0 |` -> (Telmora, revenue, "812.0 USD million", 2019).
+- Any other table: head = the row's first cell, relation = the column header, no date; text
+  cells become tails as written (dates in ISO form).
 
-Empty cells and dashes ("-", "—", "n/a") state nothing and give no triple.
+Tails are canonical (`CellFact.value_text`): "$ 4,781" in a table "in millions" is "4781 USD
+million", "(365,223)" is "-365223", "191%" is "191%". Empty cells and dashes give no triple.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from html.parser import HTMLParser
 
 from qwenlong.core.records import Document
+from qwenlong.synth.corpus.table_grid import html_tables, split_pipe_row
+from qwenlong.synth.extract.headers import GENERIC_LABELS, GridLayout, read_grid
 from qwenlong.synth.extract.normalise import (
     is_literal,
     normalise_relation,
     normalise_value,
     subject_of,
 )
+from qwenlong.synth.extract.report_cells import CellFact, read_cells, row_labels
+from qwenlong.synth.extract.units import BRACKETS, is_unit_text, strip_unit, table_unit
+from qwenlong.synth.extract.values import is_missing
 from qwenlong.synth.interfaces import Triple
 
-GENERIC_ROW_HEADERS = frozenset(
-    {"", "metric", "item", "indicator", "measure", "figure", "line_item"}
+TITLE_WORDS = re.compile(
+    r"\b(?:consolidated|statements?|balance sheets?|summary|selected|highlights|results|"
+    r"financial|in (?:millions|thousands|billions))\b",
+    re.IGNORECASE,
 )
-"""First header cells that mean "rows are metrics of the document subject"."""
-
-EMPTY_CELLS = frozenset({"", "-", "—", "–", "n/a", "na", "..."})
+"""Words of a statement title or unit line sitting in the label column's header cell."""
 
 _SEPARATOR = re.compile(r"^:?-{3,}:?$")
-_UNIT = re.compile(r"^(?P<label>.*?)\s*\((?P<unit>[^()]+)\)$")
-_YEAR = re.compile(r"^(?:FY\s?)?(\d{4})$")
+_CAPTION_MAX_CHARS = 160
 
 
 @dataclass(frozen=True)
 class Table:
-    """A table as cell strings; `evidence[i]` is the source text of `rows[i]`."""
+    """A table as a grid of cell strings; `evidence[i]` is the source text of `rows[i]`."""
 
-    header: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
+    """Every row, header rows included (which rows are header is `extract.headers`' call)."""
     evidence: tuple[str, ...]
     caption: str = ""
 
 
-def _cells(line: str) -> list[str]:
-    return [c.strip() for c in line.strip().strip("|").split("|")]
-
-
 def parse_markdown_tables(text: str) -> list[Table]:
-    """Pipe tables with a `|---|` separator under the header row."""
+    """Pipe tables with a `|---|` separator under the first row; the caption is the line just
+    above, if any (`lead_in_caption`)."""
     tables = []
     lines = text.splitlines()
     i = 0
@@ -68,114 +73,66 @@ def parse_markdown_tables(text: str) -> list[Table]:
         start = i
         while i < len(lines) and lines[i].lstrip().startswith("|"):
             i += 1
-        block = lines[start:i]
-        if len(block) < 3 or not all(_SEPARATOR.match(c) for c in _cells(block[1]) if c):
+        block = [ln.strip() for ln in lines[start:i]]
+        separator = split_pipe_row(block[1]) if len(block) > 1 else []
+        if len(block) < 3 or not all(_SEPARATOR.match(c) for c in separator if c):
             continue
-        caption = next((ln.strip() for ln in reversed(lines[:start]) if ln.strip()), "")
-        rows = tuple(tuple(_cells(ln)) for ln in block[2:])
-        tables.append(
-            Table(tuple(_cells(block[0])), rows, tuple(ln.strip() for ln in block[2:]), caption)
-        )
+        above = next((ln.strip() for ln in reversed(lines[:start]) if ln.strip()), "")
+        caption = lead_in_caption(above)
+        kept = [block[0], *block[2:]]
+        rows = tuple(tuple(split_pipe_row(ln)) for ln in kept)
+        tables.append(Table(rows, tuple(kept), caption))
     return tables
 
 
-class _HTMLTables(HTMLParser):
-    """Collects `<table>`s (nested ones separately) as rows of cell texts."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.stack: list[dict] = []
-        self.tables: list[Table] = []
-
-    def handle_starttag(self, tag: str, attrs: list) -> None:
-        if tag == "table":
-            self.stack.append({"rows": [], "row": None, "cell": None, "caption": None})
-        elif not self.stack:
-            return
-        elif tag == "tr":
-            self.stack[-1]["row"] = []
-        elif tag in ("td", "th"):
-            self.stack[-1]["cell"] = []
-        elif tag == "caption":
-            self.stack[-1]["caption"] = []
-        elif tag == "br":
-            self.handle_data(" ")
-
-    def handle_endtag(self, tag: str) -> None:
-        if not self.stack:
-            return
-        top = self.stack[-1]
-        if tag in ("td", "th") and top["cell"] is not None and top["row"] is not None:
-            top["row"].append(" ".join("".join(top["cell"]).split()))
-            top["cell"] = None
-        elif tag == "tr" and top["row"] is not None:
-            if top["row"]:
-                top["rows"].append(top["row"])
-            top["row"] = None
-        elif tag == "caption" and top["caption"] is not None:
-            top["caption"] = " ".join("".join(top["caption"]).split())
-        elif tag == "table":
-            self.stack.pop()
-            rows = top["rows"]
-            caption = top["caption"] if isinstance(top["caption"], str) else ""
-            if len(rows) >= 2:
-                body = tuple(tuple(r) for r in rows[1:])
-                self.tables.append(
-                    Table(tuple(rows[0]), body, tuple(" | ".join(r) for r in body), caption)
-                )
-
-    def handle_data(self, data: str) -> None:
-        if not self.stack:
-            return
-        top = self.stack[-1]
-        for key in ("cell", "caption"):
-            if isinstance(top[key], list):
-                top[key].append(data)
-                return
-
-
-def parse_html_tables(text: str) -> list[Table]:
-    parser = _HTMLTables()
-    parser.feed(text)
-    parser.close()
-    return parser.tables
+def lead_in_caption(line: str) -> str:
+    """The caption a table takes from the line above it: the line itself when short, else only
+    its bracketed unit statements. A lead-in sentence ("The following table presents ...
+    (dollars in thousands):") states the table's unit as a caption would; the rest of a long
+    paragraph is prose, not a caption."""
+    if len(line) <= _CAPTION_MAX_CHARS:
+        return line
+    units = [m.group(0) for m in BRACKETS.finditer(line) if table_unit(m.group(0))[0] is not None]
+    return " ".join(units)
 
 
 def parse_tables(text: str) -> list[Table]:
     """Every markdown and HTML table in `text` (markdown first, then HTML, each in order)."""
-    html = parse_html_tables(text) if "<table" in text.lower() else []
-    return parse_markdown_tables(text) + html
+    tables = parse_markdown_tables(text)
+    if "<table" in text.lower():
+        for found in html_tables(text):
+            rows = tuple(tuple(r) for r in found.rows)
+            evidence = tuple("| " + " | ".join(r) + " |" for r in rows)
+            tables.append(Table(rows, evidence, found.caption))
+    return tables
 
 
-def _split_unit(label: str) -> tuple[str, str]:
-    match = _UNIT.match(label.strip())
-    return (match["label"], match["unit"].strip()) if match else (label.strip(), "")
+def _label_column_names_a_quantity(layout: GridLayout) -> str:
+    """The quantity the label column's header names ("Revenue"), or "" when it is generic."""
+    label = strip_unit(layout.label_header)
+    if not label or TITLE_WORDS.search(label) or is_unit_text(layout.label_header):
+        return ""
+    return "" if normalise_relation(label) in GENERIC_LABELS else label
 
 
-def _tail(cell: str, unit: str) -> str:
-    value = normalise_value(cell)
-    return f"{value} {unit}" if unit else value
+def _triple(head: str, relation: str, tail: str, doc: Document, date: str | None, ev: str):
+    kind = "value" if is_literal(tail) else ""
+    return Triple(head, normalise_relation(relation), tail, doc.id, date, ev, "", kind)
 
 
-def _triple(
-    head: str, relation: str, tail: str, doc: Document, date: str | None, evidence: str
-) -> Triple:
-    return Triple(
-        head, relation, tail, doc.id, date, evidence, "", "value" if is_literal(tail) else ""
-    )
-
-
-def _shape(table: Table, subject: str) -> tuple[str, str, list[str | None]]:
-    """(shape, first-header label, year per column), shape one of "metric_rows", "entity_rows",
-    "attributes", or "headless" for a metric table in a document with no subject to head it."""
-    first, _ = _split_unit(table.header[0]) if table.header else ("", "")
-    matches = [_YEAR.match(h.strip()) for h in table.header[1:]]
-    if not matches or not all(matches):
-        return "attributes", first, [None] * len(matches)
-    years: list[str | None] = [m[1] for m in matches if m]
-    if normalise_relation(first) not in GENERIC_ROW_HEADERS:
-        return "entity_rows", first, years
-    return ("metric_rows" if subject else "headless"), first, years
+def _attribute_triples(table: Table, layout: GridLayout, doc: Document) -> list[Triple]:
+    """Rows are things, columns their attributes; text cells count as well as numbers."""
+    numbers = {(f.row_index, f.column.index): f.value_text for f in read_cells(layout)}
+    triples = []
+    for r, (row, head) in enumerate(zip(layout.body, row_labels(layout), strict=True)):
+        evidence = table.evidence[layout.sources[r]]
+        for column in layout.columns:
+            cell = row[column.index]
+            if not head or not column.label or is_missing(cell):
+                continue
+            tail = numbers.get((r, column.index)) or normalise_value(cell)
+            triples.append(_triple(head, column.label, tail, doc, None, evidence))
+    return triples
 
 
 def table_triples(doc: Document) -> list[Triple]:
@@ -183,28 +140,28 @@ def table_triples(doc: Document) -> list[Triple]:
     triples = []
     subject = subject_of(doc)
     for table in parse_tables(doc.text):
-        shape, first, years = _shape(table, subject)
-        if shape == "headless":
+        layout = read_grid([list(r) for r in table.rows], table.caption)
+        if not any(c.period is not None for c in layout.columns):
+            triples.extend(_attribute_triples(table, layout, doc))
             continue
-        header_unit = _split_unit(table.header[0])[1] if table.header else ""
-        for row, evidence in zip(table.rows, table.evidence, strict=True):
-            label, row_unit = _split_unit(row[0]) if row else ("", "")
-            if not label:
-                continue
-            for j, cell in enumerate(row[1 : len(table.header)], start=1):
-                if cell.strip().lower() in EMPTY_CELLS:
-                    continue
-                if shape == "metric_rows":
-                    head, relation, unit = (
-                        subject,
-                        normalise_relation(label),
-                        row_unit or header_unit,
-                    )
-                elif shape == "entity_rows":
-                    head, relation, unit = label, normalise_relation(first), row_unit or header_unit
-                else:
-                    column, unit = _split_unit(table.header[j])
-                    head, relation = label, normalise_relation(column)
-                tail = _tail(cell, unit)
-                triples.append(_triple(head, relation, tail, doc, years[j - 1], evidence))
+        quantity = _label_column_names_a_quantity(layout)
+        if not quantity and not subject:
+            continue  # metric rows with no subject to head them
+        for fact in read_cells(layout):
+            evidence = table.evidence[layout.sources[fact.row_index]]
+            period = fact.column.period
+            date = period.text if period is not None else None
+            if quantity:
+                head, relation = fact.row, f"{quantity} {fact.column.label}"
+            else:
+                head, relation = subject, f"{fact.row} {fact.column.label}"
+            triples.append(_triple(head, relation, fact.value_text, doc, date, evidence))
     return triples
+
+
+def table_facts(text: str) -> list[list[CellFact]]:
+    """The figures of every table in `text`, one list per table, in `parse_tables` order."""
+    return [
+        read_cells(read_grid([list(r) for r in table.rows], table.caption))
+        for table in parse_tables(text)
+    ]

@@ -1,4 +1,4 @@
-"""Obfuscation: years become vaguer ranges, entities become descriptions from their facts.
+"""Obfuscation: years and numbers become vaguer ranges, entities descriptions from their facts.
 
 A question that names every entity on its path can be answered by string lookup, one hop at a
 time. The paper obfuscates: "a year ending in 5 in the late 20th century" for 1995, and an
@@ -7,8 +7,9 @@ replacement is checked against the whole graph:
 
 - a year description is used for a dated fact only when it matches that fact's year and none
   of the rival facts' years (the head's other facts of the same relation);
-- an entity description ("a chemist born in the early 1960s") is used only when no other
-  entity in the graph satisfies all of its parts.
+- an entity description ("a chemist born in the early 1960s", "a city whose population is
+  between 150,000 and 200,000", see `kg.numbers`) is used only when no other entity in the
+  graph satisfies all of its parts.
 
 Candidates go from most to least obfuscated; the first that passes the check wins, so a failed
 check falls back to a plainer form (down to the exact year, or no description at all).
@@ -23,6 +24,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, replace
 
 from qwenlong.synth.kg.graph import Edge, KnowledgeGraph
+from qwenlong.synth.kg.numbers import Amount, NumberTest, parse_amount, range_tests, relative_tests
 from qwenlong.synth.kg.relations import clause
 
 EXACT = 3
@@ -111,13 +113,17 @@ def distinguishing_year(year: int, rivals: Iterable[int], obfuscate: bool) -> Ye
 
 @dataclass(frozen=True)
 class Clue:
-    """One fact in a description: the entity has `relation` to `target` (or a matching year)."""
+    """One fact in a description: the entity has `relation` to `target` (or a matching year
+    or number)."""
 
     relation: str
     target: str
     year: YearDescription | None
     text: str
     level: int
+    number: NumberTest | None = None
+    reference: tuple[str, str] | None = None
+    """(entity, value node) a relative clue compares with: its fact joins the description's."""
 
 
 @dataclass(frozen=True)
@@ -144,15 +150,51 @@ class Describer:
             for edge in graph.edges_from(node):
                 self._by_relation[edge.relation].append(edge)
         self._all = frozenset(graph.entities())
-        self._matches: dict[tuple[str, str, YearDescription | None], frozenset[str]] = {}
+        self._matches: dict[tuple, frozenset[str]] = {}
+
+    def _amount(self, node: str) -> Amount | None:
+        """The number a value node states (None for entities, dates and text)."""
+        if not self.graph.is_value(node) or self.graph.year(node) is not None:
+            return None
+        return parse_amount(self.graph.name(node))
+
+    def _number_clues(
+        self,
+        edge: Edge,
+        amount: Amount,
+        exclude: Collection[str],
+        allowed_docs: Collection[str] | None,
+    ) -> list[Clue]:
+        """Range clues from vague to exact, and relative ones naming another entity (whose
+        fact must come from `allowed_docs` too, as every fact of a description must)."""
+        clues = [
+            Clue(edge.relation, edge.tail, None, clause(edge.relation, t.text), t.level, t)
+            for t in range_tests(amount, EXACT)
+        ]
+        others = [
+            (e.head, self.graph.name(e.head), found)
+            for e in self._by_relation[edge.relation]
+            if e.head != edge.head and e.head not in exclude
+            and (allowed_docs is None or set(e.docs) & set(allowed_docs))
+            and (found := self._amount(e.tail)) is not None
+        ]  # fmt: skip
+        by_head = {e.head: e.tail for e in self._by_relation[edge.relation]}
+        for test, other in relative_tests(amount, others, 0):
+            text = clause(edge.relation, test.text)
+            clues.append(
+                Clue(edge.relation, edge.tail, None, text, 0, test, (other, by_head[other]))
+            )
+        return clues
 
     def _members(self, clue: Clue) -> frozenset[str]:
         """Every entity that satisfies `clue`."""
-        key = (clue.relation, clue.target, clue.year)
+        key = (clue.relation, clue.target, clue.year, clue.number)
         if key not in self._matches:
             heads = set()
             for edge in self._by_relation[clue.relation]:
-                if clue.year is None:
+                if clue.number is not None:
+                    hit = clue.number.matches(self._amount(edge.tail))
+                elif clue.year is None:
                     hit = edge.tail == clue.target
                 else:
                     hit = clue.year.matches(self.graph.year(edge.tail))
@@ -186,6 +228,10 @@ class Describer:
             if allowed_docs is not None and not set(edge.docs) & set(allowed_docs):
                 continue
             year = self.graph.year(edge.tail)
+            amount = self._amount(edge.tail)
+            if amount is not None:
+                clues.extend(self._number_clues(edge, amount, exclude, allowed_docs))
+                continue
             if year is None:
                 name = self.graph.name(edge.tail)
                 clues.append(
@@ -243,6 +289,11 @@ class Describer:
         for *_, texts, combo in sorted(candidates, key=lambda c: c[:4]):
             if set(kin).intersection(*(self._members(c) for c in combo)) == {node}:
                 facts = [self.graph.edge(node, c.relation, c.target) for c in combo]
+                facts += [
+                    self.graph.edge(c.reference[0], c.relation, c.reference[1])
+                    for c in combo
+                    if c.reference
+                ]
                 if noun_clue is not None:
                     facts.insert(0, self.graph.edge(node, NOUN_RELATION, noun_clue.target))
                 text = f"{article(noun)} {noun} {' and '.join(texts)}".strip()

@@ -28,10 +28,12 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from qwenlong.core.records import Document
+from qwenlong.synth.extract.headers import read_grid
+from qwenlong.synth.extract.report_cells import read_cells
 from qwenlong.synth.numerical.tables import ParsedTable, parse_number, parse_year
 from qwenlong.synth.numerical.units import (
     UnitSpec,
@@ -192,20 +194,34 @@ def _unit_column(table: ParsedTable) -> int | None:
 
 
 def read_metric_by_year(reader: _Reader) -> bool:
-    """Rows are metrics, columns are years; the entity is the document's."""
+    """Rows are metrics, columns are periods; the entity is the document's.
+
+    Read by the report-table reader the rule extractor uses (`extract.headers`,
+    `extract.report_cells`): several header rows, "(in millions, except per share data)",
+    "$" on the first row only, fiscal years and balance-sheet dates. Only plain period
+    columns give facts: a "2019 over 2018" or "% of revenue" column is not the year's figure.
+    """
     table = reader.table
-    years = _year_columns(table)
-    if not years or _first_header(table) in ENTITY_HEADERS or not reader.entity:
+    if _first_header(table) in ENTITY_HEADERS or not reader.entity:
         return False
-    unit_col = _unit_column(table)
-    for r, row in enumerate(table.rows):
-        metric = canonical_metric(row[0])
-        row_unit = find_unit(row[0])
-        col_unit = parse_unit(row[unit_col]) if unit_col is not None else None
-        for col, (year, header_unit) in years.items():
-            reader.add(
-                reader.entity, year, metric, row[col], [row_unit, col_unit, header_unit], (r, col)
+    grid = [list(row) for row in table.grid or (table.header, *table.rows)]
+    layout = read_grid(grid, table.caption)
+    if normalise_label(layout.label_header) in YEAR_HEADERS:
+        return False
+    if not any(c.period is not None and not c.label for c in layout.columns):
+        return False
+    layout = replace(layout, unit_texts=[*layout.unit_texts, table.heading])
+    for fact in read_cells(layout):
+        period = fact.column.period
+        if period is None or fact.column.label:
+            continue
+        reader.facts.append(
+            RawFact(
+                reader.entity, table.doc_id, period.year, canonical_metric(fact.row),
+                fact.value, fact.unit if fact.unit != UnitSpec() else None,
+                f"table {table.index} row {fact.row_index} col {fact.column.index}",
             )
+        )  # fmt: skip
     return True
 
 

@@ -1,9 +1,9 @@
 """Statistical tables read out of documents: markdown pipe tables and HTML `<table>`s.
 
 CorpusQA keeps "documents with rich statistical tables" (RECIPE.md section 1, generator B); this
-module finds the tables, splits them into a header and body rows of raw cell strings, and
-records the caption and section heading a reader would use to know what a table is about. It
-interprets nothing beyond that: which column holds years, which entity a table describes and
+module finds the tables, splits them into a header (one or several rows, `extract.headers`)
+and body rows of raw cell strings, and records the caption and section heading a reader would
+use to know what a table is about. Which column holds years, which entity a table describes and
 what unit a figure is in are decided in `align`.
 
 Numbers are parsed with `decimal.Decimal` so that rescaling thousands to millions later is exact
@@ -14,122 +14,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from html.parser import HTMLParser
 
 from qwenlong.core.records import Document
+from qwenlong.synth.corpus.table_grid import split_pipe_row
+from qwenlong.synth.extract.headers import read_grid
+from qwenlong.synth.extract.values import (  # noqa: F401 (re-exported: one way to read numbers)
+    CURRENCY_SYMBOLS,
+    SCALE_WORDS,
+    NumericCell,
+    parse_number,
+)
 
-SCALE_WORDS: dict[str, Decimal] = {
-    "thousand": Decimal(1000),
-    "thousands": Decimal(1000),
-    "k": Decimal(1000),
-    "'000": Decimal(1000),
-    "000s": Decimal(1000),
-    "million": Decimal(10**6),
-    "millions": Decimal(10**6),
-    "mn": Decimal(10**6),
-    "mio": Decimal(10**6),
-    "m": Decimal(10**6),
-    "billion": Decimal(10**9),
-    "billions": Decimal(10**9),
-    "bn": Decimal(10**9),
-    "b": Decimal(10**9),
-}
-"""Multipliers a header, caption or cell may name ("USD million", "€ thousands", "1.2bn")."""
-
-CURRENCY_SYMBOLS: dict[str, str] = {
-    "us$": "USD",
-    "$": "USD",
-    "€": "EUR",
-    "£": "GBP",
-    "¥": "JPY",
-}
-"""Currency signs -> ISO codes. "$" is read as USD and "¥" as JPY: a corpus in other dollars
-or in yuan must name the code ("CAD", "CNY"), which `align` reads directly."""
-
-_MINUS_SIGNS = "-−–"  # hyphen-minus, U+2212 minus, en dash (typeset negatives)
-_FOOTNOTE_MARKS = "*†‡¹²³⁴⁵⁶⁷⁸⁹⁰"
-_SPACES = re.compile(r"[\s\u00a0\u202f\u2009]+")
-_PLAIN = re.compile(r"\d+(?:\.\d+)?|\.\d+")
-_GROUPED = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
-_CELL_SCALE = re.compile(r"^(.*?\d)\s*(thousand|million|billion|bn|mn|k|m|b)$", re.IGNORECASE)
-_MISSING = {"", "-", "—", "–", "n/a", "na", "n.a.", "nm", "n.m.", "..."}
 _YEAR = re.compile(r"^(?:FY\s?)?((?:19|20)\d{2})[*†]?$", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class NumericCell:
-    """A parsed table cell: the number as printed, its own scale word, and whether it is a percent."""
-
-    value: Decimal
-    """The printed number with its sign, before any scale ("1.2bn" gives 1.2)."""
-    scale: Decimal | None = None
-    """Multiplier written in the cell itself ("bn" -> 1e9), None when the cell has none."""
-    percent: bool = False
-    currency: str | None = None
-    """ISO code of a currency sign or code written in the cell, if any."""
-
-
-def parse_number(text: str) -> NumericCell | None:
-    """Read one cell as a number, or None when it is text or a missing-value mark.
-
-    Accepted forms: "1234", "1,234.5" (comma thousands separators, well formed only: "1,2"
-    is text), "1 234" (space or thin-space separators), "-5", "−5" and "(5)" (accounting
-    negative), "12.5%", "$1,234", "USD 1,234", "€ 3.1", "1.2bn", and trailing footnote marks
-    ("1,234*"). Dashes, "n/a" and empty cells are missing values, not zeros.
-    """
-    s = _SPACES.sub(" ", text).strip().rstrip(_FOOTNOTE_MARKS).strip()
-    if s.lower() in _MISSING:
-        return None
-    negative = False
-    if s.startswith("(") and s.endswith(")"):
-        negative, s = True, s[1:-1].strip()
-    if s and s[0] in _MINUS_SIGNS:
-        negative, s = True, s[1:].strip()
-    percent = s.endswith("%")
-    if percent:
-        s = s[:-1].strip()
-    currency, s = _strip_currency(s)
-    if s and s[0] in _MINUS_SIGNS and not negative:
-        negative, s = True, s[1:].strip()
-    scale = None
-    match = _CELL_SCALE.match(s)
-    if match and not percent:
-        s, scale = match.group(1).strip(), SCALE_WORDS[match.group(2).lower()]
-    digits = _group_digits(s)
-    if digits is None:
-        return None
-    try:
-        value = Decimal(digits)
-    except InvalidOperation:
-        return None
-    return NumericCell(-value if negative else value, scale, percent, currency)
-
-
-def _strip_currency(s: str) -> tuple[str | None, str]:
-    """Remove one leading or trailing currency sign or three-letter code."""
-    lowered = s.lower()
-    for sign, code in CURRENCY_SYMBOLS.items():
-        if lowered.startswith(sign):
-            return code, s[len(sign) :].strip()
-        if lowered.endswith(sign):
-            return code, s[: -len(sign)].strip()
-    match = re.match(r"^([A-Z]{3})\s+(.*)$", s) or re.match(r"^(.*?)\s+([A-Z]{3})$", s)
-    if match:
-        code_first = match.group(1).isalpha() and match.group(1).isupper()
-        code, rest = (match.group(1), match.group(2)) if code_first else match.group(2, 1)
-        return code, rest.strip()
-    return None, s
-
-
-def _group_digits(s: str) -> str | None:
-    """The digits of a plain or well-grouped number with separators removed, else None."""
-    if _PLAIN.fullmatch(s):
-        return s
-    if _GROUPED.fullmatch(s):
-        return s.replace(",", "")
-    spaced = re.fullmatch(r"\d{1,3}(?: \d{3})+(?:\.\d+)?", s)
-    return s.replace(" ", "") if spaced else None
 
 
 def parse_year(text: str) -> int | None:
@@ -154,6 +51,9 @@ class ParsedTable:
     """The nearest section heading above the table (markdown `#` line or HTML `<h1>`-`<h6>`)."""
     kind: str = "markdown"
     """"markdown" or "html"."""
+    grid: tuple[tuple[str, ...], ...] = ()
+    """Every row as printed, header rows included: what `extract.headers` reads report tables
+    from (several header rows, unit rows, "$" cells). Empty: `header` + `rows`."""
 
     @property
     def numeric_cells(self) -> int:
@@ -161,8 +61,19 @@ class ParsedTable:
         return sum(parse_number(cell) is not None for row in self.rows for cell in row)
 
 
-def _pad(cells: list[str], width: int) -> tuple[str, ...]:
-    return tuple((cells + [""] * width)[:width])
+def from_grid(
+    doc_id: str, grid: list[list[str]], caption: str, heading: str, kind: str
+) -> ParsedTable | None:
+    """A table whose header rows `extract.headers` finds: `header` holds each column's header
+    cells joined top down, `rows` the body below them ("$" and ")" cells joined to figures).
+    None when no row is a header (the first row already holds figures)."""
+    layout = read_grid(list(grid), caption)
+    if layout.header_rows == 0:
+        return None
+    header = (layout.label_header, *(c.header for c in layout.columns))
+    rows = tuple(tuple(row) for row in layout.body)
+    printed = tuple(tuple(row) for row in grid)
+    return ParsedTable(doc_id, 0, header, rows, caption, heading, kind, printed)
 
 
 # --- markdown -------------------------------------------------------------------------------
@@ -173,17 +84,6 @@ _CAPTION_MAX_CHARS = 160
 """A line longer than this above a table is prose, not a caption. Our choice."""
 
 
-def split_pipe_row(line: str) -> list[str]:
-    """Cells of a markdown pipe row; `\\|` is a literal pipe inside a cell."""
-    body = line.strip()
-    if body.startswith("|"):
-        body = body[1:]
-    if body.endswith("|") and not body.endswith("\\|"):
-        body = body[:-1]
-    cells = re.split(r"(?<!\\)\|", body)
-    return [cell.replace("\\|", "|").strip() for cell in cells]
-
-
 def _clean_caption(line: str) -> str:
     return line.strip().strip("*_").strip()
 
@@ -191,8 +91,8 @@ def _clean_caption(line: str) -> str:
 def extract_markdown_tables(doc_id: str, text: str) -> list[tuple[int, ParsedTable]]:
     """Pipe tables of `text` with the line each starts on; index is filled in by the caller.
 
-    A table is a header row, a separator row of dashes, and the following rows that contain a
-    pipe. The caption is the nearest non-blank line above the header when it is short and not
+    A table is a first row, a separator row of dashes, and the following rows that contain a
+    pipe; the header rows among them (one or several) are found by `extract.headers`. The caption is the nearest non-blank line above the header when it is short and not
     a heading; the heading is the last `#` line above the table.
     """
     lines = text.splitlines()
@@ -208,15 +108,15 @@ def extract_markdown_tables(doc_id: str, text: str) -> list[tuple[int, ParsedTab
         if "|" not in line or not next_is_separator:
             i += 1
             continue
-        header = split_pipe_row(line)
-        body: list[tuple[str, ...]] = []
+        grid = [split_pipe_row(line)]
         j = i + 2
         while j < len(lines) and "|" in lines[j] and lines[j].strip():
-            body.append(_pad(split_pipe_row(lines[j]), len(header)))
+            grid.append(split_pipe_row(lines[j]))
             j += 1
         caption = _caption_above(lines, i)
-        table = ParsedTable(doc_id, 0, tuple(header), tuple(body), caption, heading, "markdown")
-        found.append((i + 1, table))
+        table = from_grid(doc_id, grid, caption, heading, "markdown")
+        if table is not None:
+            found.append((i + 1, table))
         i = j
     return found
 
@@ -240,9 +140,9 @@ class _TableCollector(HTMLParser):
 
     The caption is the table's `<caption>`, else the last short line of text before it
     ("Table 1: Key figures").
-    Nested tables are read as text of the enclosing cell. A row is a header row when it sits in
-    `<thead>` or all its cells are `<th>`; several header rows are joined per column (a spanning
-    "USD million" above "2021 | 2022" yields "USD million 2021"). `colspan` repeats a cell.
+    Nested tables are read as text of the enclosing cell. Rows in `<thead>` or made of `<th>`
+    cells come first; which rows are the header is then decided from the text, as for
+    markdown (`extract.headers`). `colspan` repeats a cell.
     Markdown `#` lines in text outside tables count as headings too, so HTML tables embedded in
     a markdown document get the right section heading.
     """
@@ -367,24 +267,6 @@ class _TableCollector(HTMLParser):
             self._cell.append(data)
 
 
-def _looks_like_header(row: list[str]) -> bool:
-    """A first row without th cells is a header unless it holds a number that is not a year."""
-    return all(parse_number(c) is None or parse_year(c) is not None for c in row)
-
-
-def _merge_header_rows(rows: list[list[str]]) -> list[str]:
-    width = max(len(r) for r in rows)
-    merged = []
-    for col in range(width):
-        parts: list[str] = []
-        for row in rows:
-            cell = row[col] if col < len(row) else ""
-            if cell and (not parts or parts[-1] != cell):
-                parts.append(cell)
-        merged.append(" ".join(parts))
-    return merged
-
-
 def extract_html_tables(doc_id: str, text: str) -> list[tuple[int, ParsedTable]]:
     """HTML tables of `text` with the line each starts on (index filled in by the caller)."""
     if "<table" not in text.lower():
@@ -394,13 +276,9 @@ def extract_html_tables(doc_id: str, text: str) -> list[tuple[int, ParsedTable]]
     collector.close()
     found = []
     for line, caption, heading, header_rows, body in collector.tables:
-        if not header_rows and body and _looks_like_header(body[0]):
-            header_rows, body = [body[0]], body[1:]
-        if not header_rows:
-            continue
-        header = _merge_header_rows(header_rows)
-        rows = tuple(_pad(row, len(header)) for row in body)
-        found.append((line, ParsedTable(doc_id, 0, tuple(header), rows, caption, heading, "html")))
+        table = from_grid(doc_id, header_rows + body, caption, heading, "html")
+        if table is not None:
+            found.append((line, table))
     return found
 
 
@@ -409,7 +287,7 @@ def extract_tables(doc: Document) -> list[ParsedTable]:
     located = extract_markdown_tables(doc.id, doc.text) + extract_html_tables(doc.id, doc.text)
     located.sort(key=lambda item: item[0])
     return [
-        ParsedTable(t.doc_id, i, t.header, t.rows, t.caption, t.heading, t.kind)
+        ParsedTable(t.doc_id, i, t.header, t.rows, t.caption, t.heading, t.kind, t.grid)
         for i, (_, t) in enumerate(located)
     ]
 

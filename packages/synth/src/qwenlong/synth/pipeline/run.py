@@ -8,6 +8,7 @@
     samples    = verify: knowledge grounding, contextual robustness (pass@k)
     dataset    = balance by pass-rate bins
     write DIR/dataset (parquet TaskSamples), DIR/report.md, DIR/summary.json
+    report what each source type (fictional, txt, html, pdf, ...) gave, and why some gave none
 
 Cheap filters run before verification so the model is never asked about a sample that would be
 dropped anyway. Everything after generation is deterministic for the seed and recomputed on a
@@ -42,8 +43,14 @@ from qwenlong.synth.filter.decontam import decontaminate, load_eval_texts
 from qwenlong.synth.filter.dedup import remove_near_duplicates
 from qwenlong.synth.interfaces import Corpus
 from qwenlong.synth.pipeline.generators import GeneratorInputs
-from qwenlong.synth.pipeline.stages import corpus_stage, extract_stage, generate_stage
+from qwenlong.synth.pipeline.stages import (
+    corpus_stage,
+    extract_stage,
+    generate_stage,
+    read_skipped,
+)
 from qwenlong.synth.report import write_report
+from qwenlong.synth.source_yield import yield_by_source
 from qwenlong.synth.verify.checks import verify_samples
 
 SYNTH_OUTPUTS: tuple[str, ...] = (
@@ -123,13 +130,16 @@ def _synthesize(
     dataset = balanced.kept
     drops = deduped.drops + clean.drops + assembled.drops + verified.drops + balanced.drops
     write_samples(dataset, out / "dataset" / "data.parquet")
-    write_report(out, dataset, drops, modes, contamination=clean.counts)
+    extracted = {d.id: len(triples.triples([d.id])) for d in documents if triples.done(d.id)}
+    sources = yield_by_source(documents, read_skipped(out), extracted, candidates, dataset)
+    write_report(out, dataset, drops, modes, contamination=clean.counts, sources=sources)
     summary = {
         "samples": len(dataset),
         "candidates": len(candidates),
         "by_task_type": dict(Counter(s.task_type for s in dataset)),
         "by_generator": dict(Counter(s.provenance.generator for s in dataset)),
         "drops": dict(Counter(d.reason for d in drops)),
+        "by_source_type": {kind: y.as_dict() for kind, y in sources.items()},
         "stage_modes": modes,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -1,6 +1,7 @@
 """The stages before filtering, each resumable from what it wrote to the run directory.
 
-- corpus:   documents.parquet (and world.json for the fictional world), written once.
+- corpus:   documents.parquet (and world.json for the fictional world, skipped.jsonl for
+            ingested files that gave no document), written once.
 - extract:  triples.jsonl, appended per batch of documents; finished documents are never
             extracted again.
 - generate: candidates/<generator>.parquet plus a .json of its mode and counts, per generator;
@@ -9,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from qwenlong.core.progress import progress_bar
 from qwenlong.core.records import Document, TaskSample
 from qwenlong.core.seeding import derive_rng
 from qwenlong.synth.config import SynthConfig
+from qwenlong.synth.corpus.ingest import SkippedDoc
 from qwenlong.synth.interfaces import Corpus, CountTokens, GenerationContext, TripleExtractor
 from qwenlong.synth.pipeline.generators import GENERATORS, GeneratorInputs
 from qwenlong.synth.pipeline.triples import TripleStore
@@ -41,13 +44,25 @@ def corpus_stage(config: SynthConfig, out: Path, count: CountTokens) -> tuple[li
     if source in ("ingest", "both"):
         from qwenlong.synth.corpus.ingest import ingest
 
-        docs += ingest(config.corpus.ingest)
+        skipped: list[SkippedDoc] = []
+        docs += ingest(config.corpus.ingest, skipped=skipped)
+        # before documents.parquet, whose presence marks the stage done
+        lines = "".join(json.dumps(dataclasses.asdict(s)) + "\n" for s in skipped)
+        write_text_atomic(out / "corpus" / "skipped.jsonl", lines)
     with progress_bar(len(docs), "count tokens") as advance:
         for doc in docs:
             doc.n_tokens = count(doc.text)
             advance()
     write_documents(docs, path)
     return docs, f"{source}: {len(docs)} documents"
+
+
+def read_skipped(out: Path) -> list[SkippedDoc]:
+    """The files the corpus stage skipped, with why (none for a world-only corpus)."""
+    path = out / "corpus" / "skipped.jsonl"
+    if not path.exists():
+        return []
+    return [SkippedDoc(**json.loads(line)) for line in path.read_text().splitlines()]
 
 
 def make_extractor(config: SynthConfig, llm: ChatModel | None) -> TripleExtractor:
