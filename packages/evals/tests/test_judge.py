@@ -9,9 +9,11 @@ import pytest
 
 from qwenlong.core.errors import BackendUnavailable, ConfigError, DatasetError
 from qwenlong.core.interfaces import SamplingParams
+from qwenlong.core.prompt_set import PromptSet
 from qwenlong.core.records import Completion, TaskSample
 from qwenlong.evals.interfaces import JudgeItem, Score
 from qwenlong.evals.judge import (
+    DEFAULT_JUDGE_SAMPLING,
     JudgedScorer,
     LLMJudge,
     judge_messages,
@@ -74,16 +76,19 @@ def _sample(answers: list[str], sid: str = "s") -> TaskSample:
     ("reply", "verdict"),
     [
         ("[[YES]]", True),
-        ("Equivalent. [[YES]]", True),
+        ("Both name the same city.\n[[YES]]", True),
         ("[[NO]]", False),
         ("[[YES]] or maybe [[NO]]", False),
-        ("yes", False),
-        ("", False),
+        ("At first [[NO]] looked right, but they agree.\n[[YES]]", True),  # the last tag
+        ("yes", None),  # no tag: no verdict
+        ("", None),
+        ("The prediction names Lyon, the reference Par", None),  # cut by the budget
         ("<think>is it [[NO]]? no, same city</think>[[YES]]", True),
         ("<think>looks like [[YES]]</think>[[NO]]", False),
+        ("<think>clearly [[YES]]</think>", None),  # a tag inside the reasoning is not a verdict
     ],
 )
-def test_verdict_rule(reply, verdict):
+def test_verdict_is_the_last_tag_after_the_reasoning(reply, verdict):
     assert parse_verdict(reply) is verdict
 
 
@@ -91,6 +96,76 @@ def test_prompt_carries_question_both_answers_and_the_no_solving_rule():
     text = judge_messages(JudgeItem("Which city?", "Paris, France", "Paris"))[0]["content"]
     assert "Which city?" in text and "Paris, France" in text and "Reference answer: Paris" in text
     assert "Do not solve" in text and "[[YES]]" in text and "[[NO]]" in text
+
+
+def test_prompt_asks_for_a_short_explanation_before_the_verdict():
+    text = judge_messages(JudgeItem("q", "a", "b"))[0]["content"]
+    explain, verdict = text.index("explain in one or two sentences"), text.index("[[YES]]")
+    assert explain < verdict
+    assert DEFAULT_JUDGE_SAMPLING.max_new_tokens >= 256  # room for the explanation and the tag
+
+
+def test_a_configured_template_is_used_and_keys_its_own_cache(tmp_path):
+    template = tmp_path / "judge.txt"
+    template.write_text("Gold: $gold\nPred: $prediction\nSay [[YES]] or [[NO]].\n")
+    prompts = PromptSet({"judge": template})
+    item = JudgeItem("q", "Ada", "ada")
+    assert (
+        judge_messages(item, prompts)[0]["content"]
+        == "Gold: ada\nPred: Ada\nSay [[YES]] or [[NO]]."
+    )
+    model = StubJudgeModel()
+    shipped, custom = LLMJudge(model), LLMJudge(model, prompts=prompts)
+    assert shipped.key(item) != custom.key(item)  # another prompt is another question
+
+
+class TaglessModel(StubJudgeModel):
+    """Replies without a verdict tag until `fixed`, then like the stub."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fixed = False
+
+    def generate(self, conversations, sampling):
+        if self.fixed:
+            return super().generate(conversations, sampling)
+        self.calls.append(len(conversations))
+        return [[Completion(text="They seem to agree, but")] for _ in conversations]
+
+
+def test_a_reply_without_a_tag_is_no_verdict_logged_and_asked_again(tmp_path):
+    cache = tmp_path / "cache.jsonl"
+    model = TaglessModel()
+    items = [JudgeItem("q", "Ada", "ada")]
+    assert LLMJudge(model, cache_path=cache).judge(items) == [None]
+    [record] = [json.loads(line) for line in cache.read_text().splitlines()]
+    assert record["verdict"] is None and record["reply"] == "They seem to agree, but"
+    model.fixed = True
+    assert LLMJudge(model, cache_path=cache).judge(items) == [True]  # the next run asks again
+    assert model.calls == [1, 1]
+
+
+def test_no_verdict_leaves_the_item_pending_not_wrong():
+    class Undecided:
+        def judge(self, items):
+            return [None if i.gold == "Ada Lovelace" else False for i in items]
+
+    samples = [_sample(["Countess", "Ada Lovelace"], "a"), _sample(["Bo"], "b")]
+    outputs = ["the answer is Ada L.", "the answer is Cy"]
+    pending, wrong = JudgedScorer(exact_rule, Undecided()).score_many(samples, outputs)
+    assert pending.pending and not pending.correct and pending.details["decided_by"] == "pending"
+    assert not wrong.pending and wrong.details["decided_by"] == "judge"
+
+
+def test_any_yes_outweighs_a_missing_verdict():
+    class Mixed:
+        def judge(self, items):
+            return [None if i.gold == "Countess" else True for i in items]
+
+    [score] = JudgedScorer(exact_rule, Mixed()).score_many(
+        [_sample(["Countess", "Ada Lovelace"])], ["the answer is Ada L."]
+    )
+    assert score.correct and not score.pending
 
 
 def test_uncached_items_go_out_in_one_call_deduplicated():

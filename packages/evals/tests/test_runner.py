@@ -59,10 +59,10 @@ class OracleModel:
 
 
 class CountingJudge:
-    def __init__(self, verdict: bool = True, fail: bool = False) -> None:
+    def __init__(self, verdict: bool | None = True, fail: bool = False) -> None:
         self.verdict, self.fail, self.items = verdict, fail, 0
 
-    def judge(self, items: Sequence[JudgeItem]) -> list[bool]:
+    def judge(self, items: Sequence[JudgeItem]) -> list[bool | None]:
         if self.fail:
             raise BackendUnavailable("judge: connection refused")
         self.items += len(items)
@@ -142,6 +142,15 @@ def test_judge_outage_leaves_items_pending_and_cache_avoids_repeat_calls(example
     up = run_eval(cfg, tmp_path, model=wrong, judge=judge)["benchmarks"]
     assert up["frames"]["score"] == 100.0 and up["frames"]["judged"] is True
     assert judge.items == 5  # one question per gold answer, only where the rule failed
+
+
+def test_judge_replies_without_a_verdict_leave_items_pending(examples, tmp_path):
+    wrong = OracleModel([])
+    wrong._answer = lambda prompt: "</think>Therefore, the answer is Atlantis."  # type: ignore[method-assign]
+    cfg = _config(examples, ("frames",), metrics="paper")
+    undecided = run_eval(cfg, tmp_path, model=wrong, judge=CountingJudge(verdict=None))
+    assert undecided["benchmarks"]["frames"]["n"] == 0
+    assert undecided["benchmarks"]["frames"]["n_pending"] == 5  # not scored wrong
 
 
 def test_duplicate_benchmark_key_is_a_config_error(examples, tmp_path):

@@ -143,3 +143,80 @@ def test_metric_errors_keep_the_sample_id_when_the_line_has_one(tmp_path: Path) 
     path = write(tmp_path / "p.jsonl", {"id": "q7", "prediction": "5", "answers": ["five"]})
     with pytest.raises(DatasetError, match=r"p\.jsonl:1: sample 'q7': DocMath gold answer"):
         list(score_jsonl("docmath", path))
+
+
+# --- raw: each official scorer on exactly the text it is given ----------------------------
+
+RAW_CASES = [
+    # (metric, line, default score, raw score, why they differ)
+    (
+        "longbench_f1",
+        {
+            "prediction": "<think>\nLyon or Paris\n</think>\n\nParis",
+            "answers": ["Paris"],
+            "dataset": "hotpotqa",
+        },
+        1.0,
+        pytest.approx(2 / 7),  # the reasoning's six words count against precision
+    ),
+    (
+        "mrcr",
+        {
+            "prediction": "<think>find it</think>\n\nPFXabcd",
+            "answers": ["PFXabcd"],
+            "prefix": "PFX",
+        },
+        1.0,
+        0.0,  # the response does not start with the prefix
+    ),
+    (
+        "longbench_v2",
+        {
+            "prediction": "<think>The correct answer is (A)? No.</think>The correct answer is (B)",
+            "answers": ["B"],
+        },
+        1.0,
+        0.0,  # the draft inside the reasoning is the first match
+    ),
+    (
+        "corpusqa",
+        {"prediction": "<think>The answer is: 3\n</think>The answer is: 12", "answers": ["12"]},
+        1.0,
+        0.0,  # the first "The answer is: " is inside the reasoning
+    ),
+    (
+        "docmath",
+        {"prediction": "Adding both years, the answer is 12.5 million.", "answers": [12.5]},
+        1.0,
+        0.0,  # a sentence is not an extracted answer: the official code cannot evaluate it
+    ),
+    ("docmath", {"prediction": "12.5", "answers": [12.5]}, 1.0, 1.0),
+    (
+        "docmath",
+        {"prediction": "", "answers": [0]},
+        0.0,
+        1.0,  # official quirk: an empty answer normalises to "0"
+    ),
+    (
+        "cover_em",
+        {"prediction": "<think>Lyon</think>Therefore, the answer is Paris.", "answers": ["Paris"]},
+        1.0,
+        1.0,  # the paper's metric splits at </think> by definition
+    ),
+]
+
+
+@pytest.mark.parametrize(("metric", "line", "default", "raw"), RAW_CASES)
+def test_raw_grades_the_text_as_given(tmp_path: Path, metric, line, default, raw) -> None:
+    path = write(tmp_path / "p.jsonl", line)
+    assert next(score_jsonl(metric, path))["score"] == default
+    assert next(score_jsonl(metric, path, raw=True))["score"] == raw
+
+
+def test_raw_keeps_explicit_options(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "p.jsonl",
+        {"prediction": "<think>x</think>Paris", "answers": ["Paris"], "dataset": "hotpotqa"},
+    )
+    kept = next(score_jsonl("longbench_f1", path, raw=True, strip_reasoning=True))
+    assert kept["score"] == 1.0

@@ -6,6 +6,7 @@ import pytest
 
 from qwenlong.core.errors import BackendError, ConfigError
 from qwenlong.core.interfaces import SamplingParams
+from qwenlong.core.prompt_set import PromptSet
 from qwenlong.core.records import Completion, TaskSample
 from qwenlong.core.tokenizer_train import synthetic_corpus
 from qwenlong.evals.prompts import build_prompt
@@ -110,3 +111,24 @@ def test_end_to_end_on_the_tiny_model(tiny_chat_model, tiny_model_dir):
         assert isinstance(output.text, str)
         assert output.output_tokens is None or 1 <= output.output_tokens <= 4
         assert output.finish_reason in ("stop", "length")
+
+
+def test_a_configured_template_is_sent_and_still_fits_the_budget(tiny_model_dir, tmp_path):
+    from transformers import AutoTokenizer
+
+    template = tmp_path / "reading.txt"
+    preamble = "Answer from this long text only. " * 15
+    template.write_text(f"{preamble}\n\n$context\n\nQuestion: $question\n")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    long_text = "\n".join(synthetic_corpus(seed=3, n_paragraphs=200))
+    model = StubModel()
+    prompts = PromptSet({"single_pass": template})
+    solver = SinglePassSolver(model, tokenizer=tokenizer, max_input_tokens=700, prompts=prompts)
+    solver.solve([_sample("long", long_text)], SamplingParams())
+    [conversation], _ = model.calls[0]
+    assert conversation[0]["content"].startswith(preamble)
+    assert conversation[0]["content"].endswith("\n\nQuestion: Q?")
+    length = len(
+        tokenizer.apply_chat_template(conversation, add_generation_prompt=True)["input_ids"]
+    )
+    assert 697 <= length <= 700

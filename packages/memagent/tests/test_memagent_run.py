@@ -153,3 +153,18 @@ def test_exactly_one_input_is_required():
             MemAgentRunConfig,
             "x.yaml",
         )
+
+
+def test_prompt_templates_are_checked_when_the_config_loads(tmp_path):
+    final = tmp_path / "final.txt"
+    final.write_text("Notes: $memory\n")  # no $problem
+    base = {"model": {"model": "m"}, "dataset": {"path": "d"}}
+    with pytest.raises(ConfigError, match=r"final\.txt: the 'memagent_final' prompt must use "):
+        load_config_dict(
+            {**base, "prompts": {"memagent_final": str(final)}}, MemAgentRunConfig, "x"
+        )
+    final.write_text("Problem: $problem\nNotes: $memory\n")
+    config = load_config_dict(
+        {**base, "prompts": {"memagent_final": str(final)}}, MemAgentRunConfig, "x"
+    )
+    assert config.prompts.template("memagent_final").source == str(final)

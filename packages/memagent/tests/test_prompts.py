@@ -1,15 +1,22 @@
-"""The update and final prompts: the paper's structure, q_inst only at the end."""
+"""The update and final prompts: the paper's structure, q_inst only at the end, templates."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+from qwenlong.core.prompt_set import DEFAULT_PROMPTS, PromptSet
 from qwenlong.evals.prompts import ANSWER_REQUEST, CHOICE_ANSWER_REQUEST
 from qwenlong.memagent.chunking import text_reader
 from qwenlong.memagent.interfaces import AgentTask, Chunk, MemoryState
 from qwenlong.memagent.prompts import (
     EMPTY_MEMORY,
     EMPTY_PLAN,
+    FINAL_INTRO,
     NO_MEMORY,
+    UPDATE_INTRO,
     final_messages,
+    split_messages,
     update_messages,
 )
 
@@ -70,3 +77,62 @@ def test_final_prompt_does_not_repeat_a_request_already_in_the_instruction():
     text = final_messages(task, MemoryState())[0]["content"]
     assert text.count(ANSWER_REQUEST) == 1
     assert NO_MEMORY in text
+
+
+# --- templates -----------------------------------------------------------------------------
+
+GOLDEN = json.loads((Path(__file__).parent / "golden_prompts.json").read_text())
+"""The prompts as the code built them before they became template files (same cases below)."""
+
+FREE = AgentTask(id="f", question="Where is $x {y}?", read=text_reader(""), instruction="")
+SECTION = Chunk(
+    index=2, text="The South harbour closed in 1901. $5 {a}", n_tokens=9, start_token=40
+)
+WITH_REQUEST = AgentTask(
+    id="r", question="Q?", read=text_reader(""), instruction="Be brief. " + ANSWER_REQUEST
+)
+
+
+def test_shipped_templates_give_the_prompts_byte_for_byte():
+    state = MemoryState("North closed 1910.", "Find South.")
+    built = {
+        "memagent_update": {
+            "full": update_messages(TASK, state, SECTION, 300, 50),
+            "empty": update_messages(FREE, MemoryState(), SECTION, 15360, 1024),
+        },
+        "memagent_final": {
+            "choice": final_messages(TASK, MemoryState("South 1901.", "p")),
+            "free": final_messages(FREE, MemoryState()),
+            "request_in_instruction": final_messages(WITH_REQUEST, MemoryState("m")),
+        },
+        "memagent_query_split": {"q": split_messages("  What? Answer briefly.  ")},
+    }
+    for group, cases in built.items():
+        for case, [message] in cases.items():
+            assert message["content"] == GOLDEN[group][case], (group, case)
+
+
+def test_shipped_templates_hold_the_phrases_others_search_for():
+    update = DEFAULT_PROMPTS.template("memagent_update").text
+    assert update.startswith(UPDATE_INTRO)
+    final = DEFAULT_PROMPTS.template("memagent_final").text
+    choice = DEFAULT_PROMPTS.template("memagent_final_choice").text
+    assert final.startswith(FINAL_INTRO) and final.endswith(ANSWER_REQUEST)
+    assert choice.startswith(FINAL_INTRO) and choice.endswith(CHOICE_ANSWER_REQUEST)
+    assert "$query" in DEFAULT_PROMPTS.template("memagent_query_split").text
+
+
+def test_a_paper_style_update_template_keeps_memory_and_plan_in_one_block(tmp_path):
+    template = tmp_path / "update.txt"
+    template.write_text(
+        "Problem: $problem\n\n<memory>\n$memory\n$plan\n</memory>\n\n"
+        "Section $section_number:\n$section\n\nUpdate the memory.\n"
+    )
+    prompts = PromptSet({"memagent_update": template})
+    state = MemoryState("North closed 1910.", "Find South.")
+    [message] = update_messages(TASK, state, SECTION, 300, 50, prompts)
+    assert message["content"] == (
+        "Problem: Which harbour closed first?\n(A) North\n(B) South\n\n"
+        "<memory>\nNorth closed 1910.\nFind South.\n</memory>\n\n"
+        "Section 3:\nThe South harbour closed in 1901. $5 {a}\n\nUpdate the memory."
+    )

@@ -8,6 +8,7 @@ import pytest
 
 from qwenlong.core.errors import ConfigError
 from qwenlong.core.interfaces import SamplingParams
+from qwenlong.core.prompt_set import PromptSet
 from qwenlong.core.records import Completion, TaskSample
 from qwenlong.evals.prompts import build_messages, build_prompt
 from qwenlong.evals.truncation import HFTokenCounter
@@ -137,3 +138,56 @@ def test_solvers_need_a_tokenizer_and_accept_config_options(tokenizer):
     assert (solver.config.chunk_tokens, solver.config.memory_tokens) == (5000, 1024)
     with pytest.raises(ConfigError, match="memagent solver options: chunk_tokns"):
         MemAgentSolver(Echo(), tokenizer, chunk_tokns=10)
+
+
+class Tagged:
+    """Replies by the tag its custom prompts start with; records every prompt."""
+
+    name = "tagged"
+
+    def __init__(self) -> None:
+        self.prompts: list[str] = []
+
+    def generate(self, conversations, sampling):
+        prompts = [c[-1]["content"] for c in conversations]
+        self.prompts += prompts
+        replies = {
+            "SPLIT": "<question>Which item is red?</question><format></format>",
+            "UPDATE": "<memory>kept</memory><plan>p</plan>",
+        }
+        return [
+            [Completion(replies.get(p.split(":")[0], "answer")) for _ in range(sampling.n)]
+            for p in prompts
+        ]
+
+    def close(self) -> None:
+        pass
+
+
+def test_every_prompt_the_routed_solver_sends_comes_from_the_configured_templates(
+    tokenizer, tmp_path
+):
+    files = {
+        "single_pass": "READ: $context $question",
+        "memagent_query_split": "SPLIT: $query",
+        "memagent_update": "UPDATE: $problem | $memory | $section",
+        "memagent_final": "FINAL: $problem | $memory",
+    }
+    for name, text in files.items():
+        (tmp_path / f"{name}.txt").write_text(text + "\n")
+    prompts = PromptSet({name: tmp_path / f"{name}.txt" for name in files})
+    short, long_ = _sample("s", 10), _sample("l", 400)
+    config = MemAgentConfig(
+        chunk_tokens=64,
+        memory_tokens=32,
+        plan_tokens=16,
+        query_split="llm",
+        router={"window_tokens": 400 + MAX_NEW},
+    )
+    model = Tagged()
+    solver = RoutedSolver(model, tokenizer, config=config, prompts=prompts)
+    outputs = solver.solve([short, long_], SamplingParams(max_new_tokens=MAX_NEW))
+    kinds = {p.split(":")[0] for p in model.prompts}
+    assert kinds == {"SPLIT", "READ", "UPDATE", "FINAL"}
+    assert f"READ: {short.context} Which item is red?" in model.prompts
+    assert outputs[1][0].trace[0]["memory"] == "kept"

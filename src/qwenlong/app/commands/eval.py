@@ -59,11 +59,25 @@ def score_command(
         ..., help="cover_em, sub_em, longbench_f1, longbench_v2, mrcr, docmath, ..."
     ),
     file: Path = typer.Argument(..., help="JSONL with prediction, answers (+ dataset / prefix)."),
+    raw: bool = typer.Option(
+        False,
+        "--raw",
+        help="Grade each prediction exactly as given, as the official scorer grades what it is "
+        "handed: no reasoning split at </think>, no stand-in extraction (DocMath's number is "
+        "read from the whole prediction), official quirks kept. cover_em and sub_em are "
+        "unchanged. Default (without --raw): grade the text after the reasoning, and extract "
+        "DocMath's answer from a sentence.",
+    ),
 ) -> None:
-    """Score each line of FILE with METRIC; print one JSON line per input."""
+    """Score each line of FILE with METRIC; print one JSON line per input.
+
+    By default the reasoning (up to the last </think>) is removed first and DocMath's number is
+    taken from the "answer is" sentence; --raw reproduces each official scorer on the text as
+    given.
+    """
     from qwenlong.evals.score_files import score_jsonl
 
-    for result in score_jsonl(metric, file):
+    for result in score_jsonl(metric, file, raw=raw):
         sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
 
 

@@ -29,6 +29,10 @@ class Score:
     value: float
     correct: bool
     details: dict[str, Any] = field(default_factory=dict)
+    pending: bool = False
+    """The grade is not known yet: the judge was asked and its reply held no verdict. `value`
+    and `correct` then hold the rule's part only; the eval runner counts the question pending
+    (to be judged on the next run), never wrong."""
 
 
 @runtime_checkable
@@ -50,11 +54,12 @@ class JudgeItem:
 class Judge(Protocol):
     """An LLM asked whether two answers are equivalent, without solving the problem.
 
-    Returns one verdict per item. Raises `BackendUnavailable` when the judge model cannot be
-    reached: callers leave those items pending rather than scoring them wrong.
+    Returns one verdict per item, None where the judge's reply held no verdict. Raises
+    `BackendUnavailable` when the judge model cannot be reached. Either way callers leave
+    those items pending rather than scoring them wrong.
     """
 
-    def judge(self, items: Sequence[JudgeItem]) -> list[bool]: ...
+    def judge(self, items: Sequence[JudgeItem]) -> list[bool | None]: ...
 
 
 @dataclass

@@ -7,7 +7,10 @@ by our metrics, and how an extractor's behaviour is checked on real responses. I
   longbench_f1 and "prefix" (str) for mrcr; an optional "id" is echoed back.
 - `extract_jsonl`: {"response": str}.
 
-Numbers in "answers" become `str(number)` of the JSON value: 12 -> "12", 12.0 -> "12.0",
+By default every metric grades the text after the reasoning (`</think>`) and DocMath reads its
+number with the paper's extractor, standing in for the official GPT extraction; `raw=True`
+grades each prediction exactly as given, the way the official scorer grades what it is handed
+(`RAW_OPTIONS`). Numbers in "answers" become `str(number)` of the JSON value: 12 -> "12", 12.0 -> "12.0",
 0.1 -> "0.1". That is exactly the string QwenLong-L1 builds from a DocMath gold
 (`str(ground_truth)`), and `float()` of it is the float DocMath-Eval compares against, so
 numeric golds keep their value. Blank lines are skipped; any other bad line raises a one-line
@@ -29,6 +32,19 @@ from qwenlong.evals.metrics import make_scorer
 
 REQUIRED_META: dict[str, tuple[str, ...]] = {"longbench_f1": ("dataset",), "mrcr": ("prefix",)}
 """Per-metric keys a line must carry, copied into `TaskSample.meta`."""
+
+RAW_OPTIONS: dict[str, dict[str, Any]] = {
+    "longbench_f1": {"strip_reasoning": False},
+    "longbench_v2": {"strip_reasoning": False},
+    "mrcr": {"strip_reasoning": False},
+    "corpusqa": {"strip_reasoning": False},
+    "docmath": {"extract_answer": False},
+    "docmath_strict": {"extract_answer": False},
+}
+"""Metric options of `raw=True`: no reasoning split, no stand-in extraction, so each official
+scorer is reproduced on exactly the text it is given (with its quirks, e.g. DocMath's empty
+answer matching a gold of 0). cover_em and sub_em are absent: the paper's metric takes the
+text after `</think>` by its own definition, so raw changes nothing for them."""
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str, dict[str, Any]]]:
@@ -76,13 +92,18 @@ def _answers(record: dict[str, Any], where: str) -> list[str]:
     return converted
 
 
-def score_jsonl(metric: str, path: Path, **options: Any) -> Iterator[dict[str, Any]]:
+def score_jsonl(
+    metric: str, path: Path, raw: bool = False, **options: Any
+) -> Iterator[dict[str, Any]]:
     """Yield one result per line: {"line", "id"?, "score", "correct", "extracted", ...details}.
 
-    The metric is built here, so unknown names or options raise `ConfigError` at the call,
-    before the file is read. Errors a metric raises about a line's gold (e.g. a DocMath gold
-    that is not a number) are re-raised with the line's location.
+    `raw` applies `RAW_OPTIONS[metric]` under `options`. The metric is built here, so unknown
+    names or options raise `ConfigError` at the call, before the file is read. Errors a metric
+    raises about a line's gold (e.g. a DocMath gold that is not a number) are re-raised with
+    the line's location.
     """
+    if raw:
+        options = {**RAW_OPTIONS.get(metric, {}), **options}
     scorer = make_scorer(metric, **options)
     return _score_lines(scorer, REQUIRED_META.get(metric, ()), path)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from qwenlong.core.errors import BackendError
 from qwenlong.core.interfaces import ChatModel, SamplingParams
+from qwenlong.core.prompt_set import DEFAULT_PROMPTS, PromptSet
 from qwenlong.core.records import TaskSample
 from qwenlong.core.registry import Registry
 from qwenlong.evals.interfaces import Solver, SolverOutput
@@ -22,7 +23,9 @@ DEFAULT_MAX_INPUT_TOKENS = 131072
 """Prompt budget: the paper truncates inputs to 128K tokens."""
 
 SOLVERS: Registry[Callable[..., Solver]] = Registry("solver")
-"""Solver factories, called as `factory(model, tokenizer=..., max_input_tokens=..., **options)`."""
+"""Solver factories, called as
+`factory(model, tokenizer=..., max_input_tokens=..., prompts=..., **options)`, where `prompts`
+is the config's `PromptSet` (each solver renders the prompts it sends from it)."""
 
 
 @SOLVERS.register("single_pass")
@@ -41,12 +44,14 @@ class SinglePassSolver:
         model: ChatModel,
         tokenizer: Any | None = None,
         max_input_tokens: int = DEFAULT_MAX_INPUT_TOKENS,
+        prompts: PromptSet = DEFAULT_PROMPTS,
     ) -> None:
         self.model = model
         self.counter: HFTokenCounter | None = (
             as_token_counter(tokenizer) if tokenizer is not None else None
         )
         self.max_input_tokens = max_input_tokens
+        self.prompts = prompts
 
     def solve(
         self, samples: Sequence[TaskSample], sampling: SamplingParams
@@ -54,7 +59,7 @@ class SinglePassSolver:
         """`sampling.n` outputs per sample, from one batched `generate` call."""
         if not samples:
             return []
-        conversations = [build_messages(s, context=self._context(s)) for s in samples]
+        conversations = [build_messages(s, self._context(s), self.prompts) for s in samples]
         completions = self.model.generate(conversations, sampling)
         if len(completions) != len(samples):
             raise BackendError(
@@ -77,4 +82,4 @@ class SinglePassSolver:
         """The truncated document, or None (the full document) without a tokenizer."""
         if self.counter is None:
             return None
-        return fit_context(sample, self.counter, self.max_input_tokens)
+        return fit_context(sample, self.counter, self.max_input_tokens, self.prompts)

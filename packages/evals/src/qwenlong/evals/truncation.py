@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from qwenlong.core.errors import ConfigError, DatasetError
+from qwenlong.core.prompt_set import DEFAULT_PROMPTS, PromptSet
 from qwenlong.core.records import Conversation, TaskSample
 from qwenlong.evals.prompts import build_messages, render_context
 
@@ -138,15 +139,21 @@ def truncate_middle(text: str, tokenizer: Any, max_tokens: int) -> str:
         keep = max(0, keep - over)
 
 
-def fit_context(sample: TaskSample, tokenizer: Any, max_input_tokens: int) -> str:
+def fit_context(
+    sample: TaskSample,
+    tokenizer: Any,
+    max_input_tokens: int,
+    prompts: PromptSet = DEFAULT_PROMPTS,
+) -> str:
     """The sample's document text, middle-truncated so the whole prompt fits `max_input_tokens`.
 
     Only the document is cut; instruction, question, options and the chat template stay whole.
-    The count is that of the rendered prompt with the generation header, so the model receives at
-    most `max_input_tokens` tokens. Pass the result to `build_prompt(sample, context=...)`.
+    The count is that of the prompt rendered from `prompts` with the generation header, so the
+    model receives at most `max_input_tokens` tokens. Pass the result, and the same `prompts`,
+    to `build_prompt(sample, context=...)`.
     """
     counter = as_token_counter(tokenizer)
-    overhead = counter.count_messages(build_messages(sample, context=""))
+    overhead = counter.count_messages(build_messages(sample, "", prompts))
     if overhead > max_input_tokens:
         raise DatasetError(
             f"sample {sample.id!r}: the prompt without its document is {overhead} tokens, over "
@@ -156,7 +163,7 @@ def fit_context(sample: TaskSample, tokenizer: Any, max_input_tokens: int) -> st
     keep = min(len(encoded.ids), max_input_tokens - overhead)
     while True:
         candidate = counter.join_ends(encoded, *_halves(keep))
-        over = counter.count_messages(build_messages(sample, context=candidate)) - max_input_tokens
+        over = counter.count_messages(build_messages(sample, candidate, prompts)) - max_input_tokens
         if over <= 0:
             return candidate
         keep = max(0, keep - over)  # reaches 0 at worst, where the prompt is `overhead` long

@@ -24,6 +24,7 @@ from typing import Any
 from qwenlong.core.errors import BackendError
 from qwenlong.core.interfaces import ChatModel, SamplingParams
 from qwenlong.core.progress import progress_bar
+from qwenlong.core.prompt_set import DEFAULT_PROMPTS, PromptSet
 from qwenlong.core.records import Completion, Conversation
 from qwenlong.memagent.chunking import iter_chunks
 from qwenlong.memagent.config import MemAgentConfig
@@ -59,13 +60,16 @@ class MemoryAgent:
         tokenizer: Any,
         config: MemAgentConfig | None = None,
         observer: StepObserver | None = None,
+        prompts: PromptSet = DEFAULT_PROMPTS,
     ) -> None:
         """`tokenizer` is the target model's fast HF tokenizer (chunks and budgets are counted
-        in its tokens); `observer` sees every step and result as it happens (the trace)."""
+        in its tokens); `observer` sees every step and result as it happens (the trace);
+        `prompts` holds the update and final templates."""
         self.model = model
         self.tokenizer = tokenizer
         self.config = config or MemAgentConfig()
         self.observer = observer
+        self.prompts = prompts
 
     def run(
         self, tasks: Sequence[AgentTask], sampling: SamplingParams, keep_steps: bool = True
@@ -138,7 +142,9 @@ class MemoryAgent:
             for lane in [None] if fan_out else lanes[i]:
                 state = lane.state if lane is not None else MemoryState()
                 conversations.append(
-                    update_messages(tasks[i], state, chunk, cfg.memory_tokens, cfg.plan_tokens)
+                    update_messages(
+                        tasks[i], state, chunk, cfg.memory_tokens, cfg.plan_tokens, self.prompts
+                    )
                 )
                 owners.append((i, lane))
         n = sampling.n if fan_out else 1
@@ -194,7 +200,7 @@ class MemoryAgent:
     ) -> list[list[AgentResult]]:
         """One batched final-answer call over every lane of every task."""
         conversations = [
-            final_messages(task, lane.state)
+            final_messages(task, lane.state, self.prompts)
             for task, task_lanes in zip(tasks, lanes, strict=True)
             for lane in task_lanes
         ]

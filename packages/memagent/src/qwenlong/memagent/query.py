@@ -16,9 +16,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import Protocol
 
 from qwenlong.core.errors import BackendError
 from qwenlong.core.interfaces import ChatModel, SamplingParams
+from qwenlong.core.prompt_set import DEFAULT_PROMPTS, PromptSet
 from qwenlong.core.registry import Registry
 from qwenlong.evals.prompts import ANSWER_REQUEST, CHOICE_ANSWER_REQUEST
 from qwenlong.evals.reasoning import answer_text
@@ -124,9 +126,13 @@ def split_query(query: str) -> QuerySplit:
 
 
 def llm_split_queries(
-    queries: Sequence[str], model: ChatModel, max_new_tokens: int
+    queries: Sequence[str],
+    model: ChatModel,
+    max_new_tokens: int,
+    prompts: PromptSet = DEFAULT_PROMPTS,
 ) -> list[QuerySplit]:
-    """Ask `model` to split each query (one batched call, greedy).
+    """Ask `model` to split each query (one batched call, greedy), with the
+    memagent_query_split prompt of `prompts`.
 
     Options are taken by the rule first (they are structure, not wording). A reply is used
     only when its question part is non-empty and appears in the query word for word; otherwise
@@ -137,7 +143,7 @@ def llm_split_queries(
     ruled = [split_query(query) for query in queries]
     bases = [take_choices(query) for query in queries]
     sampling = SamplingParams(max_new_tokens=max_new_tokens, temperature=0.0, n=1)
-    replies = model.generate([split_messages(text) for text, _, _ in bases], sampling)
+    replies = model.generate([split_messages(text, prompts) for text, _, _ in bases], sampling)
     if len(replies) != len(queries):
         raise BackendError(
             f"model {model.name!r} returned {len(replies)} replies for {len(queries)} queries"
@@ -181,8 +187,17 @@ def _normal(text: str) -> str:
     return " ".join(text.split())
 
 
-QuerySplitter = Callable[[Sequence[str], ChatModel, int], list[QuerySplit]]
-"""(queries, model, LLM output budget) -> one split per query, in order."""
+class QuerySplitter(Protocol):
+    """(queries, model, LLM output budget, prompts) -> one split per query, in order."""
+
+    def __call__(
+        self,
+        queries: Sequence[str],
+        model: ChatModel,
+        max_new_tokens: int,
+        prompts: PromptSet = DEFAULT_PROMPTS,
+    ) -> list[QuerySplit]: ...
+
 
 QUERY_SPLITTERS: Registry[QuerySplitter] = Registry("query split")
 """`MemAgentConfig.query_split` values."""
@@ -190,7 +205,10 @@ QUERY_SPLITTERS: Registry[QuerySplitter] = Registry("query split")
 
 @QUERY_SPLITTERS.register("rules")
 def rule_split_queries(
-    queries: Sequence[str], model: ChatModel, max_new_tokens: int
+    queries: Sequence[str],
+    model: ChatModel,
+    max_new_tokens: int,
+    prompts: PromptSet = DEFAULT_PROMPTS,
 ) -> list[QuerySplit]:
     """`split_query` on each query; the model is not asked."""
     return [split_query(query) for query in queries]
@@ -198,7 +216,10 @@ def rule_split_queries(
 
 @QUERY_SPLITTERS.register("none")
 def keep_queries_whole(
-    queries: Sequence[str], model: ChatModel, max_new_tokens: int
+    queries: Sequence[str],
+    model: ChatModel,
+    max_new_tokens: int,
+    prompts: PromptSet = DEFAULT_PROMPTS,
 ) -> list[QuerySplit]:
     """Every query is its own core question (ablation: no split)."""
     return [QuerySplit(question=query.strip()) for query in queries]

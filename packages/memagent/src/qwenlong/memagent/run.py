@@ -37,6 +37,7 @@ from qwenlong.core.config import ConfigModel
 from qwenlong.core.dataset_io import iter_samples
 from qwenlong.core.errors import ConfigError, DatasetError
 from qwenlong.core.interfaces import ChatModel
+from qwenlong.core.prompt_set import PromptSet
 from qwenlong.core.records import TaskSample
 from qwenlong.core.registry import Registry
 from qwenlong.core.run_guard import claim_run
@@ -112,6 +113,11 @@ class MemAgentRunConfig(ConfigModel):
     """Input: an evals benchmark in its published format (loaded whole, as evals does)."""
     document: DocumentInput | None = None
     """Input: one document file and a question about it."""
+    prompts: PromptSet = PromptSet()
+    """Prompt name -> template file (relative to the working directory, like every path here);
+    names left out use the project's wording: memagent_update, memagent_final,
+    memagent_final_choice, memagent_query_split, and single_pass / single_pass_choice for the
+    routed solver's one-pass reading. Files are checked on load. Ours."""
 
     @model_validator(mode="after")
     def _one_input(self) -> MemAgentRunConfig:
@@ -157,6 +163,7 @@ def _run(config: MemAgentRunConfig, out: Path, model: ChatModel | None) -> dict[
                 config=config.memagent,
                 observer=trace,
                 keep_steps=False,
+                prompts=config.prompts,
             )
             start = time.perf_counter()
             order: list[TaskSample] = []
@@ -240,7 +247,8 @@ def _tasks(
     if not doc.path.is_file():
         raise DatasetError(f"document file not found: {doc.path}")
     cfg = config.memagent
-    [split] = QUERY_SPLITTERS.get(cfg.query_split)([doc.question], model, cfg.split_max_tokens)
+    splitter = QUERY_SPLITTERS.get(cfg.query_split)
+    [split] = splitter([doc.question], model, cfg.split_max_tokens, config.prompts)
     task = AgentTask(
         id=doc.id,
         question=split.question,

@@ -4,8 +4,9 @@
 `RoutedSolver` ("routed") is how the paper serves one model in both modes (RECIPE.md section 3):
 a sample whose whole prompt plus generation budget fits the window is read in one pass, with
 no truncation; a longer one goes to the agent. Both are built the way the eval runner builds
-any solver, `factory(model, tokenizer=..., max_input_tokens=..., **options)`, where `options`
-are `MemAgentConfig` fields. Importing qwenlong.memagent registers both (evals may not
+any solver, `factory(model, tokenizer=..., max_input_tokens=..., prompts=..., **options)`,
+where `prompts` is the experiment's `PromptSet` (agent prompts and, for the routed solver's
+single pass, the reading prompt) and `options` are `MemAgentConfig` fields. Importing qwenlong.memagent registers both (evals may not
 import memagent).
 """
 
@@ -18,6 +19,7 @@ from typing import Any
 from qwenlong.core.config_loader import load_config_dict
 from qwenlong.core.errors import ConfigError
 from qwenlong.core.interfaces import ChatModel, SamplingParams
+from qwenlong.core.prompt_set import DEFAULT_PROMPTS, PromptSet
 from qwenlong.core.records import TaskSample
 from qwenlong.evals.interfaces import SolverOutput
 from qwenlong.evals.prompts import build_messages, render_context
@@ -49,6 +51,7 @@ class MemAgentSolver:
         config: MemAgentConfig | None = None,
         observer: StepObserver | None = None,
         keep_steps: bool = True,
+        prompts: PromptSet = DEFAULT_PROMPTS,
         **options: Any,
     ) -> None:
         self.model = model
@@ -56,12 +59,14 @@ class MemAgentSolver:
         self.tokenizer = resolve_tokenizer(model, tokenizer)
         self.observer = observer
         self.keep_steps = keep_steps
-        self.agent = MemoryAgent(model, self.tokenizer, self.config, observer)
+        self.prompts = prompts
+        self.agent = MemoryAgent(model, self.tokenizer, self.config, observer, prompts)
 
     def tasks(self, samples: Sequence[TaskSample]) -> list[AgentTask]:
         """Samples as agent tasks: questions split per `config.query_split`, documents sliced."""
         splitter = QUERY_SPLITTERS.get(self.config.query_split)
-        splits = splitter([s.question for s in samples], self.model, self.config.split_max_tokens)
+        questions = [s.question for s in samples]
+        splits = splitter(questions, self.model, self.config.split_max_tokens, self.prompts)
         return [
             task_from_sample(sample, split, self.config.read_chars)
             for sample, split in zip(samples, splits, strict=True)
@@ -117,12 +122,20 @@ class RoutedSolver:
         config: MemAgentConfig | None = None,
         observer: StepObserver | None = None,
         keep_steps: bool = True,
+        prompts: PromptSet = DEFAULT_PROMPTS,
         **options: Any,
     ) -> None:
         self.agent_solver = MemAgentSolver(
-            model, tokenizer, config=config, observer=observer, keep_steps=keep_steps, **options
+            model,
+            tokenizer,
+            config=config,
+            observer=observer,
+            keep_steps=keep_steps,
+            prompts=prompts,
+            **options,
         )
         self.model = model
+        self.prompts = prompts
         self.config = self.agent_solver.config
         self.counter: HFTokenCounter = as_token_counter(self.agent_solver.tokenizer)
         self.observer = observer
@@ -146,7 +159,7 @@ class RoutedSolver:
         if limit <= 0 or count_tokens_upto(task.read(), self.counter, limit) is None:
             return RouteDecision("agent", None, limit)
         sample = sample or sample_from_task(task)
-        prompt_tokens = self.counter.count_messages(build_messages(sample))
+        prompt_tokens = self.counter.count_messages(build_messages(sample, prompts=self.prompts))
         return RouteDecision(
             "single_pass" if prompt_tokens <= limit else "agent", prompt_tokens, limit
         )
@@ -170,7 +183,7 @@ class RoutedSolver:
         if single:
             direct = [originals[i] or sample_from_task(tasks[i]) for i in single]
             limit = max(decisions[i].limit for i in single)
-            solver = SinglePassSolver(self.model, self.counter, max_input_tokens=limit)
+            solver = SinglePassSolver(self.model, self.counter, limit, self.prompts)
             for i, outputs in zip(single, solver.solve(direct, sampling), strict=True):
                 results[i] = [
                     single_pass_result(tasks[i].id, k, out, decisions[i].prompt_tokens)

@@ -1,7 +1,8 @@
 """Prompts for rollouts: the evals single-pass prompt, its document middle-truncated to a limit.
 
 RL must ask exactly what evaluation asks (the evals package owns the prompt and the answer
-format the rewards read), only with the document cut to the stage's input limit. Truncation
+format the rewards read), only with the document cut to the stage's input limit. The templates
+come from the run's `prompts:` (`TrainConfig.prompts`), the project's wording by default. Truncation
 re-tokenizes candidate prompts, which for long documents costs far more than a rollout step's
 bookkeeping, and the sampler revisits samples every epoch, so the cut contexts are cached (a
 bounded LRU: a 120K-token document is ~0.5 MB of text).
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from qwenlong.core.errors import DatasetError
+from qwenlong.core.prompt_set import DEFAULT_PROMPTS, PromptSet
 from qwenlong.core.records import Conversation, TaskSample
 from qwenlong.evals.prompts import build_messages
 from qwenlong.evals.truncation import HFTokenCounter, fit_context
@@ -23,11 +25,15 @@ END_OF_TURN = "<|im_end|>"
 
 
 class PromptBuilder:
-    """Turns samples into one-turn conversations that fit `max_input_tokens` of `tokenizer`."""
+    """Turns samples into one-turn conversations that fit `max_input_tokens` of `tokenizer`,
+    rendered from the single-pass templates of `prompts`."""
 
-    def __init__(self, tokenizer: Any, cache_size: int = 4096) -> None:
+    def __init__(
+        self, tokenizer: Any, cache_size: int = 4096, prompts: PromptSet = DEFAULT_PROMPTS
+    ) -> None:
         self.counter = HFTokenCounter(tokenizer)
         self.cache_size = cache_size
+        self.prompts = prompts
         self._contexts: OrderedDict[tuple[str, int], str] = OrderedDict()
 
     def conversations(
@@ -39,7 +45,7 @@ class PromptBuilder:
         (raised by `fit_context`) naming the sample.
         """
         return [
-            build_messages(sample, context=self.context(sample, max_input_tokens))
+            build_messages(sample, self.context(sample, max_input_tokens), self.prompts)
             for sample in samples
         ]
 
@@ -49,7 +55,7 @@ class PromptBuilder:
         if key in self._contexts:
             self._contexts.move_to_end(key)
             return self._contexts[key]
-        context = fit_context(sample, self.counter, max_input_tokens)
+        context = fit_context(sample, self.counter, max_input_tokens, self.prompts)
         self._contexts[key] = context
         if len(self._contexts) > self.cache_size:
             self._contexts.popitem(last=False)

@@ -14,6 +14,7 @@ from typing import Any
 from qwenlong.core.backends import make_chat_model
 from qwenlong.core.backends.config import BackendConfig
 from qwenlong.core.errors import BackendError
+from qwenlong.core.prompt_set import DEFAULT_PROMPTS, PromptSet
 from qwenlong.core.records import TaskSample
 from qwenlong.evals.judge import LLMJudge
 from qwenlong.rl.interfaces import RewardCall, RewardResult
@@ -28,16 +29,23 @@ class RewardScorer:
     """
 
     def __init__(
-        self, config: RewardConfig, judge: BackendConfig | None, cache_path: str | None
+        self,
+        config: RewardConfig,
+        judge: BackendConfig | None,
+        cache_path: str | None,
+        prompts: PromptSet = DEFAULT_PROMPTS,
     ) -> None:
         self.config, self.judge, self.cache_path = config, judge, cache_path
+        self.prompts = prompts
         self.reward: RewardFn | None = None
 
     def setup(self) -> None:
         llm_judge = None
         if self.config.use_judge and self.judge is not None:
             cache = Path(self.cache_path) if self.cache_path is not None else None
-            llm_judge = LLMJudge(make_chat_model(self.judge), cache_path=cache)
+            llm_judge = LLMJudge(
+                make_chat_model(self.judge), cache_path=cache, prompts=self.prompts
+            )
         self.reward = RewardFn(self.config, llm_judge)
 
     def score(self, samples: Sequence[TaskSample], outputs: Sequence[str]) -> RewardResult:
@@ -59,17 +67,22 @@ class _RemoteReward:
 
 
 def start_reward(
-    config: RewardConfig, judge: BackendConfig | None, cache_path: str, on_ray: bool
+    config: RewardConfig,
+    judge: BackendConfig | None,
+    cache_path: str,
+    on_ray: bool,
+    prompts: PromptSet = DEFAULT_PROMPTS,
 ) -> RewardCall:
-    """The reward call: a `RewardScorer` actor (reserving no CPU) on Ray, else in process."""
+    """The reward call: a `RewardScorer` actor (reserving no CPU) on Ray, else in process; its
+    judge asks with the `judge` template of `prompts`."""
     if not on_ray:
-        scorer = RewardScorer(config, judge, cache_path)
+        scorer = RewardScorer(config, judge, cache_path, prompts)
         scorer.setup()
         return scorer.score
     import ray
 
     from qwenlong.rl.ray_calls import ray_get
 
-    actor = ray.remote(RewardScorer).options(num_cpus=0).remote(config, judge, cache_path)
+    actor = ray.remote(RewardScorer).options(num_cpus=0).remote(config, judge, cache_path, prompts)
     ray_get(actor.setup.remote())
     return _RemoteReward(actor)

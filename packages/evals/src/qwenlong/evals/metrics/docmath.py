@@ -3,8 +3,10 @@
 Source: yale-nlp/DocMath-Eval, evaluation.py `evaluate_cot_pred_file` and
 utils/evaluation_utils.py (`normalize`, `compare_two_numbers`, `within_eps`,
 `round_up_to_decimal`, `get_acc`). The official pipeline asks an LLM to pull a number out of
-the chain of thought; we use the paper's extractor instead (text after `</think>` and after the
-last "answer is"), then follow the official code from the "none" check onwards.
+the chain of thought; by default we use the paper's extractor instead (text after `</think>` and
+after the last "answer is"), then follow the official code from the "none" check onwards. With
+`extract_answer=False` the output is taken as the extracted answer itself, so an answer already
+extracted by the official pipeline is graded exactly as the official code grades it.
 """
 
 from __future__ import annotations
@@ -82,9 +84,10 @@ def gold_number(sample: TaskSample, answer: str) -> float:
         ) from None
 
 
-def _parse_answer(output: str) -> tuple[str | None, DocMathNumber | None]:
-    """The paper-extracted answer and its DocMath number; None for no answer or "none"."""
-    extracted = extract_paper(output)
+def _parse_answer(output: str, extract: bool) -> tuple[str | None, DocMathNumber | None]:
+    """The answer (paper-extracted, or the output itself) and its DocMath number; None for no
+    answer or "none"."""
+    extracted = extract_paper(output) if extract else output
     if extracted is None or "none" in extracted.lower():
         return extracted, None
     return extracted, parse_docmath_number(extracted)
@@ -98,7 +101,17 @@ def _details(extracted: str | None, parsed: DocMathNumber | None, correct: bool)
     return {"extracted": extracted, "number": number, "outcome": outcome, "correct": correct}
 
 
-class DocMath(RuleMetric):
+class _DocMathMetric(RuleMetric):
+    """What both DocMath metrics share: where the answer string comes from."""
+
+    extract_answer: bool = True
+    """Take the answer with the `paper` extractor (after `</think>`, after the last "answer
+    is"), standing in for the official GPT extraction from a chain of thought. False: the
+    output already is the extracted answer, compared as the official code compares it, quirks
+    included (an empty answer normalises to "0" and matches a gold of 0). Default ours."""
+
+
+class DocMath(_DocMathMetric):
     """DocMath-Eval accuracy (official comparison, paper extraction).
 
     Steps: `paper` extractor; no answer, or an answer containing "none" anywhere
@@ -116,7 +129,7 @@ class DocMath(RuleMetric):
 
     def __call__(self, sample: TaskSample, output: str) -> Score:
         golds = [gold_number(sample, answer) for answer in sample.answers]
-        extracted, parsed = _parse_answer(output)
+        extracted, parsed = _parse_answer(output, self.extract_answer)
         if not golds:
             return no_gold(extracted)
         correct = (
@@ -127,7 +140,7 @@ class DocMath(RuleMetric):
         return binary(correct, **_details(extracted, parsed, correct))
 
 
-class DocMathStrict(RuleMetric):
+class DocMathStrict(_DocMathMetric):
     """Numeric match within a relative tolerance, without DocMath's leniencies (ours).
 
     Same extraction, "none" rule and number parsing as `docmath`; correct iff the answer is a
@@ -141,7 +154,7 @@ class DocMathStrict(RuleMetric):
 
     def __call__(self, sample: TaskSample, output: str) -> Score:
         golds = [gold_number(sample, answer) for answer in sample.answers]
-        extracted, parsed = _parse_answer(output)
+        extracted, parsed = _parse_answer(output, self.extract_answer)
         if not golds:
             return no_gold(extracted)
         correct = False

@@ -23,17 +23,17 @@ PREFIX_KEY = "prefix"
 """`TaskSample.meta` key holding MRCR's `random_string_to_prepend`."""
 
 
-def mrcr_response(output: str) -> str:
+def mrcr_response(output: str, strip_reasoning: bool = True) -> str:
     """The response MRCR grades: after the last `</think>`, minus the newlines right after it.
 
     Qwen3's chat template puts "\\n\\n" between `</think>` and the answer: formatting, not
     part of the answer, and graded as is it would fail every prefix check. Removing exactly
     those newline characters (not spaces, not anything further) leaves what the model
     answered. Without `</think>` the output is used unchanged, so a leading space before the
-    prefix scores 0, as officially.
+    prefix scores 0, as officially. `strip_reasoning` False uses the output unchanged always.
     """
     cut = output.rfind(THINK_END)
-    if cut < 0:
+    if cut < 0 or not strip_reasoning:
         return output
     return output[cut + len(THINK_END) :].lstrip("\n")
 
@@ -59,11 +59,16 @@ class Mrcr(RuleMetric):
     below 1.0 for any difference).
     """
 
+    strip_reasoning: bool = True
+    """Grade the text after the last `</think>` (minus the newlines right after it). The
+    official grade never saw reasoning (reasoning servers return it apart from the content);
+    False grades the output exactly as given. Default ours."""
+
     def __call__(self, sample: TaskSample, output: str) -> Score:
         if PREFIX_KEY not in sample.meta:
             raise DatasetError(f"sample {sample.id!r}: MRCR needs meta[{PREFIX_KEY!r}], missing")
         prefix = sample.meta[PREFIX_KEY]
-        response = mrcr_response(output)
+        response = mrcr_response(output, self.strip_reasoning)
         if not sample.answers:
             return no_gold(response)
         has_prefix = response.startswith(prefix)

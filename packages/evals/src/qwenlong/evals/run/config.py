@@ -10,6 +10,7 @@ from pydantic import Field
 from qwenlong.core.backends.config import BackendConfig
 from qwenlong.core.config import ConfigModel
 from qwenlong.core.interfaces import SamplingParams
+from qwenlong.core.prompt_set import PromptSet
 
 
 class EvalSampling(ConfigModel):
@@ -61,8 +62,11 @@ class JudgeSettings(ConfigModel):
 
     model: BackendConfig
     """Backend and model of the judge (typically an OpenAI-compatible server)."""
-    max_new_tokens: int = Field(default=64, ge=1)
-    """The judge answers [[YES]] or [[NO]]; a short budget suffices. Our choice."""
+    max_new_tokens: int = Field(default=512, ge=1)
+    """Reply budget: the judge writes a one-or-two-sentence explanation (about 30-80 tokens),
+    then its [[YES]]/[[NO]] line; 512 leaves a wide margin, and a reply cut before its tag
+    leaves the question pending, not wrong. Add the thinking budget for a reasoning judge.
+    Our choice (the paper gives none)."""
 
 
 class EvalConfig(ConfigModel):
@@ -91,5 +95,11 @@ class EvalConfig(ConfigModel):
     or both side by side where they differ."""
     judge: JudgeSettings | None = None
     """Without a judge, judged metrics report the rule part alone and the report says so."""
+    prompts: PromptSet = PromptSet()
+    """Prompt name -> template file (relative to the working directory, like every path here);
+    names left out use the project's wording. single_pass and single_pass_choice (the reading
+    prompt), judge, and with a memagent or routed solver memagent_update, memagent_final,
+    memagent_final_choice and memagent_query_split (known once qwenlong.memagent is imported,
+    as the CLI does). Files are checked on load. Ours."""
     bootstrap_resamples: int = Field(default=1000, ge=10)
     """Resamples for the 95% confidence intervals."""

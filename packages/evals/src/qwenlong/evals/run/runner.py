@@ -90,11 +90,13 @@ def _evaluate(
             make_chat_model(config.judge.model),
             SamplingParams(max_new_tokens=config.judge.max_new_tokens, temperature=0.0),
             cache_path=out / "judge_cache.jsonl",
+            prompts=config.prompts,
         )
     solver = SOLVERS.get(config.solver)(
         model,
         tokenizer=tokenizer,
         max_input_tokens=config.sampling.max_input_tokens,
+        prompts=config.prompts,
         **config.solver_options,
     )
     kinds: list[MetricKind] = (

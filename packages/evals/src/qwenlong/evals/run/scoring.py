@@ -2,7 +2,8 @@
 
 Scores are recomputed from the predictions on every run: rule metrics are cheap and the judge's
 verdicts are cached on disk, so re-scoring costs no model call and a resumed run scores exactly
-like an uninterrupted one. A judge outage leaves the affected questions pending.
+like an uninterrupted one. A judge outage, or a judge reply without a verdict, leaves the
+affected questions pending (reported, and asked again on the next run), never wrong.
 """
 
 from __future__ import annotations
@@ -94,6 +95,9 @@ def score_benchmark(
             count = len(store.get(sample.id)["outputs"])
             mine = flat_scores[position : position + count]
             position += count
+            if any(score.pending for score in mine):  # a judge reply without a verdict
+                result.pending += 1
+                continue
             result.questions.append(
                 ScoredQuestion(
                     sample=sample,

@@ -163,6 +163,7 @@ class MemAgentRollout:
             config=agent_config,
             observer=collector,
             keep_steps=False,
+            prompts=self.prompts.prompts,
         )
         cut = [
             replace(s, context=self.prompts.context(s, max_input_tokens), documents=[])
