@@ -1,10 +1,16 @@
 """RL training throughput on the CPU: this trainer against TRL's GRPOTrainer, same workload.
 
-    uv run python benchmarks/rl_vs_trl.py [--steps 6] [--prompts 8] [--group 4]
-        [--max-new-tokens 32] [--threads 1] [--ray]
+    uv run python benchmarks/rl_vs_trl.py [--setting short|long] [--steps N] [--prompts N]
+        [--group G] [--max-new-tokens N] [--threads 1] [--ray]
+
+Two settings (SETTINGS below; any flag overrides): `short`, 8 prompts of ~200-300 tokens x G = 4;
+`long`, the paper's regime where the prompt is nearly all of the tokens: 4 prompts of ~2K
+tokens x G = 8, and TRL, which would otherwise run the 32 sequences of ~2K tokens as one padded
+batch, takes them one group (8 sequences) per micro-batch, the gradient accumulated over the
+step (ours bounds a micro-batch by `policy.torch.micro_batch_tokens`, 8192 padded tokens).
 
 Both trainers get the same tiny Qwen3-MoE (qwenlong.core.tiny_model, fresh in a temp dir) and
-its tokenizer, the same generated TaskSamples (four task types, prompts of ~100-300 tokens,
+its tokenizer, the same generated TaskSamples (four task types, a handful of fact lines each,
 rendered by qwenlong.evals.prompts.build_messages through the same chat template), the same
 reward (qwenlong.rl.rewards.RewardFn, the evals scorer of each sample), group size, prompts per
 step, response limit, temperature 0.7, top-p 0.95, lr, float32, no KL, the DAPO token-level
@@ -13,18 +19,21 @@ loss, one optimizer step per rollout batch, and the same number of torch threads
 off, so both do the same algorithmic work; `--ray` adds a run with Ray actors.
 
 What is counted: tokens per step = prompt tokens + completion tokens (end-of-turn included,
-padding excluded) of every sequence the optimizer step trained on; tokens/s = the sum of that
-over the timed steps / the sum of their wall times. The first step is warm-up and not timed.
+padding excluded) of every sequence the optimizer step trained on, a prompt counted once per
+sequence in both trainers however often it ran through the model (ours runs a group's prompt
+once); tokens/s = the sum of that over the timed steps / the sum of their wall times. The first
+step is warm-up and not timed.
 Ours: a step is `rl_step` (sampling to weight sync; logging and checkpoints excluded), split
 into generate / score / train / sync by the trainer's own phase timer. TRL: a step is
 `on_step_begin` to `on_step_end` of a TrainerCallback (generation, scoring, forward, backward,
 optimizer; the dataloader fetch and logging excluded), split by timers around `_generate`
 (generate) and the rest of `_generate_and_score_completions` (score: rewards, advantages,
 padding); train is the remainder. TRL has no sync phase (it generates with the trained model).
-Ours' train phase is further split into its no-grad log-prob/entropy pass and the update;
+Ours' train phase is further split into its no-grad log-prob/entropy pass (skipped when
+strictly on-policy: the hf engine's entropies stand in, qwenlong.rl.rollout_stats) and the
+update (each prompt run once for its G responses, qwenlong.rl.shared_prefix);
 TRL's padded tensor size per step is reported too (it left-pads every prompt to the batch's
-longest prompt and every completion to the longest completion; ours right-pads length-sorted
-micro-batches of whole sequences).
+longest prompt and every completion to the longest completion).
 Prints a table, then ONE JSON line with every figure.
 """
 
@@ -51,6 +60,13 @@ from qwenlong.evals.prompts import build_messages
 from qwenlong.rl.config import TrainConfig
 from qwenlong.rl.rewards import RewardConfig, RewardFn
 
+SETTINGS: dict[str, dict[str, Any]] = {
+    "short": {"prompts": 8, "group": 4, "lines": (4, 8), "trl_micro_batch": None},
+    "long": {"prompts": 4, "group": 8, "lines": (110, 130), "trl_micro_batch": 8},
+}
+"""Workload presets: prompts per step, G, fact lines per prompt (14-28 tokens each by task type,
+on ~90 of template and question: 4-8 lines make prompts of ~200-300 tokens, 110-130 lines of
+~1.4K-2.8K, 2K on average), and TRL's sequences per micro-batch (None: the whole step)."""
 TASKS = ("reading", "mc", "numerical", "dialogue_memory")
 """Task types of the generated data; the sampler balances over them (two prompts each at 8)."""
 LR = 1e-4
@@ -65,8 +81,8 @@ def _name(rng: random.Random) -> str:
     return "".join(rng.choice(SYLLABLES) for _ in range(3)).capitalize()
 
 
-def make_samples(count: int, seed: int = 0) -> list[TaskSample]:
-    """`count` samples per task type, each a handful of fact lines (prompts of ~100-300 tokens).
+def make_samples(count: int, seed: int = 0, lines: tuple[int, int] = (4, 8)) -> list[TaskSample]:
+    """`count` samples per task type, each with `lines` fact lines (an inclusive range).
 
     reading: key-value retrieval; mc: the colour of a named item among four choices; numerical:
     the sum of two listed counts; dialogue_memory: repeat a line (dense MRCR ratio, so even a
@@ -75,7 +91,7 @@ def make_samples(count: int, seed: int = 0) -> list[TaskSample]:
     rng = random.Random(seed)
     samples = []
     for i in range(count):
-        names = [_name(rng) for _ in range(rng.randint(4, 8))]
+        names = [_name(rng) for _ in range(rng.randint(*lines))]
         codes = [f"{rng.choice(SYLLABLES)}{rng.randint(10, 99)}" for _ in names]
         colours = [rng.choice(COLOURS) for _ in names]
         counts = [rng.randint(2, 40) for _ in names]
@@ -156,7 +172,7 @@ def run_ours(model: Path, data: Path, out: Path, args: argparse.Namespace, ray: 
                 "group_size": args.group,
                 "temperature": TEMPERATURE,
                 "top_p": TOP_P,
-                "max_input_tokens": 1024,  # above every prompt: nothing is truncated
+                "max_input_tokens": 8192,  # above every prompt: nothing is truncated
                 "max_new_tokens": args.max_new_tokens,
                 "hf": hf,
             },
@@ -173,18 +189,21 @@ def run_ours(model: Path, data: Path, out: Path, args: argparse.Namespace, ray: 
         train(config, out)
     figures = _summary(read_metrics(out)[1:], ("generate", "score", "train", "sync"))
     if not ray:  # in Ray the policy runs in an actor process, out of the patch's reach
+        # At most one call of each per step; the warm-up step's (the first) is left out.
         figures["train_split"] = {
-            name: round(sum(seconds[1:]) / len(seconds[1:]), 4) for name, seconds in calls.items()
+            name: round(sum(seconds[1:]) / (args.steps - 1), 4) for name, seconds in calls.items()
         }
+        figures["logprob_passes"] = len(calls["logprob_pass"])
     return figures
 
 
 @contextmanager
 def _timed_policy() -> Iterator[dict[str, list[float]]]:
     """Seconds of each `TorchPolicy.forward_logprobs` (the no-grad log-prob and entropy pass
-    AEPO and the metrics read) and `train_step` (forward, backward, AdamW) call, one per step
-    here (no SFT, no held-out set, one update per batch), to split ours' train phase. The
-    methods are wrapped for the duration only and restored on exit."""
+    AEPO and the metrics read, when the rollout's cannot stand in) and `train_step` (forward,
+    backward, AdamW) call, at most one each per step here (no SFT, no held-out set, one update
+    per batch), to split ours' train phase. The methods are wrapped for the duration only and
+    restored on exit."""
     from qwenlong.rl.torch_policy import TorchPolicy
 
     calls: dict[str, list[float]] = {"logprob_pass": [], "update": []}
@@ -283,6 +302,7 @@ def run_trl(model: Path, samples: list[TaskSample], out: Path, args: argparse.Na
 
     rows = [{"prompt": build_messages(s), "sample_id": s.id} for s in samples]
     completions = args.prompts * args.group
+    micro = args.trl_micro_batch or completions  # sequences per forward/backward
     config = GRPOConfig(
         output_dir=str(out),
         use_cpu=True,
@@ -294,8 +314,8 @@ def run_trl(model: Path, samples: list[TaskSample], out: Path, args: argparse.Na
         weight_decay=0.01,  # ours' AdamW default
         max_grad_norm=1.0,
         num_generations=args.group,
-        per_device_train_batch_size=completions,  # counts completions: all in one step
-        gradient_accumulation_steps=1,
+        per_device_train_batch_size=micro,  # counts completions
+        gradient_accumulation_steps=completions // micro,  # one optimizer step per rollout
         generation_batch_size=completions,
         max_completion_length=args.max_new_tokens,
         temperature=TEMPERATURE,
@@ -355,23 +375,33 @@ def print_table(rows: list[tuple[str, dict[str, Any]]]) -> None:
         )
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
+    """The flags, with what a flag leaves unset taken from `--setting`'s preset."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--setting", choices=sorted(SETTINGS), default="short")
     parser.add_argument(
         "--steps", type=int, default=6, help="optimizer steps; the first is warm-up"
     )
-    parser.add_argument("--prompts", type=int, default=8, help="prompts per step")
-    parser.add_argument("--group", type=int, default=4, help="responses per prompt (G)")
+    parser.add_argument("--prompts", type=int, help="prompts per step")
+    parser.add_argument("--group", type=int, help="responses per prompt (G)")
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1, help="torch threads, both trainers")
     parser.add_argument("--ray", action="store_true", help="also run ours with Ray actors")
     args = parser.parse_args()
+    for name, value in SETTINGS[args.setting].items():
+        if getattr(args, name, None) is None:
+            setattr(args, name, value)
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     torch.set_num_threads(args.threads)
     load = round(os.getloadavg()[0], 2)  # other work on the cores skews both trainers
 
     from qwenlong.core.tiny_model import build_tiny_model
 
-    samples = make_samples(count=16)
+    samples = make_samples(count=16, lines=args.lines)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         model = build_tiny_model(tmp / "tiny")
@@ -384,17 +414,21 @@ def main() -> None:
     rows = [("ours (in-process)", ours), ("TRL GRPOTrainer", trl)]
     rows += [("ours (Ray actors)", with_ray)] if with_ray else []
     print(
-        f"{args.prompts} prompts x G={args.group}, {args.max_new_tokens} new tokens, "
-        f"prompts {prompt_range[0]}-{prompt_range[1]} tokens, {args.steps - 1} timed steps, "
-        f"{args.threads} thread(s), load {load}"
+        f"{args.setting}: {args.prompts} prompts x G={args.group}, {args.max_new_tokens} new "
+        f"tokens, prompts {prompt_range[0]}-{prompt_range[1]} tokens, {args.steps - 1} timed "
+        f"steps, {args.threads} thread(s), load {load}"
     )
     print_table(rows)
-    print(f"ours' train phase: {_phases(ours['train_split'])}")
+    print(
+        f"ours' train phase: {_phases(ours['train_split'])} "
+        f"({ours['logprob_passes']} log-prob passes in {args.steps} steps)"
+    )
     print(
         f"TRL tensors per step: {trl['padded_tokens_per_step']:.0f} tokens with padding "
         f"for {trl['tokens_per_step']:.0f} real"
     )
     config = {
+        "setting": args.setting,
         "prompts_per_step": args.prompts,
         "group_size": args.group,
         "max_new_tokens": args.max_new_tokens,
@@ -402,6 +436,7 @@ def main() -> None:
         "steps": args.steps,
         "timed_steps": args.steps - 1,
         "threads": args.threads,
+        "trl_sequences_per_micro_batch": args.trl_micro_batch or args.prompts * args.group,
         "lr": LR,
         "temperature": TEMPERATURE,
         "top_p": TOP_P,
@@ -414,6 +449,7 @@ def main() -> None:
         "ours_time_split": ours["time_split"],
         "trl_time_split": trl["time_split"],
         "ours_train_split": ours["train_split"],
+        "ours_logprob_passes": ours["logprob_passes"],
         "ours_step_s": round(ours["step_s"], 3),
         "trl_step_s": round(trl["step_s"], 3),
         "ours_tokens_per_step": ours["tokens_per_step"],
@@ -423,7 +459,9 @@ def main() -> None:
     }
     if with_ray:
         result["ours_ray_tokens_per_s"] = round(with_ray["tokens_per_s"], 1)
+        result["ray_ratio"] = round(with_ray["tokens_per_s"] / trl["tokens_per_s"], 3)
         result["ours_ray_time_split"] = with_ray["time_split"]
+        result["ours_ray_step_s"] = round(with_ray["step_s"], 3)
     print(json.dumps(result))
 
 

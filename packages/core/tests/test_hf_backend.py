@@ -61,9 +61,15 @@ def test_logprobs_equal_a_separate_forward_pass(
         for completion in group:
             assert completion.prompt_tokens == len(prompt)
             assert len(completion.logprobs) == len(completion.token_ids) > 0
-            expected, _ = forward_logprobs(model, prompt, completion.token_ids, scale)
+            expected, logits = forward_logprobs(model, prompt, completion.token_ids, scale)
             actual = torch.tensor(completion.logprobs)
             torch.testing.assert_close(actual, expected, atol=1e-4, rtol=0)
+            # ...and the entropy of that same tempered distribution, for the RL trainer.
+            full = torch.log_softmax(logits / scale, dim=-1)[len(prompt) - 1 : -1]
+            entropy = -(full.exp() * full).sum(-1)
+            torch.testing.assert_close(
+                torch.tensor(completion.entropies), entropy, atol=1e-4, rtol=0
+            )
 
 
 def test_greedy_is_the_argmax_continuation(model: HFChatModel) -> None:
@@ -154,11 +160,14 @@ def test_choose_tokens_on_a_hand_worked_distribution() -> None:
     logits = torch.log(torch.tensor([[0.5, 0.3, 0.2], [0.5, 0.3, 0.2], [0.5, 0.3, 0.2]]))
     # top_p 0.7 keeps {0.5, 0.3} (mass before 0.3 is 0.5 < 0.7; before 0.2 is 0.8); the kept
     # mass 0.8 is split 0.5 | 0.3, so u < 0.625 draws token 0 and u >= 0.625 token 1.
-    tokens, logprobs = choose_tokens(logits, 1.0, 0.7, torch.tensor([0.6, 0.65, 0.999]))
+    tokens, logprobs, entropy = choose_tokens(logits, 1.0, 0.7, torch.tensor([0.6, 0.65, 0.999]))
     assert tokens.tolist() == [0, 1, 1]
     assert logprobs.tolist() == pytest.approx([math.log(0.5), math.log(0.3), math.log(0.3)])
+    # The entropy is the full distribution's, whatever top-p kept.
+    full = -sum(p * math.log(p) for p in (0.5, 0.3, 0.2))
+    assert entropy.tolist() == pytest.approx([full] * 3)
     # temperature 2 flattens to p ~ sqrt(p): [0.70711, 0.54772, 0.44721] / 1.70204
-    tokens, logprobs = choose_tokens(logits[:1], 2.0, 1.0, torch.tensor([0.99]))
+    tokens, logprobs, _ = choose_tokens(logits[:1], 2.0, 1.0, torch.tensor([0.99]))
     assert tokens.tolist() == [2]
     assert logprobs.item() == pytest.approx(math.log(math.sqrt(0.2) / 1.70204), abs=1e-4)
 

@@ -110,13 +110,13 @@ def test_per_row_settings_choose_like_a_batch_of_one() -> None:
     logits = torch.log(torch.tensor([[0.5, 0.3, 0.2]] * 3))
     u = torch.tensor([0.6, 0.65, 0.99])
     # row 0 greedy, row 1 top-p 0.7 (keeps {0.5, 0.3}), row 2 temperature 2
-    tokens, logprobs = choose_tokens(
+    tokens, logprobs, _ = choose_tokens(
         logits, torch.tensor([0.0, 1.0, 2.0]), torch.tensor([1.0, 0.7, 1.0]), u
     )
     assert tokens.tolist() == [0, 1, 2]
     assert logprobs[0].item() == pytest.approx(math.log(0.5))
     for row, (t, p) in enumerate([(0.0, 1.0), (1.0, 0.7), (2.0, 1.0)]):
-        alone, alone_lp = choose_tokens(logits[row : row + 1], t, p, u[row : row + 1])
+        alone, alone_lp, _ = choose_tokens(logits[row : row + 1], t, p, u[row : row + 1])
         assert alone.item() == tokens[row].item()
         assert alone_lp.item() == logprobs[row].item()
 

@@ -74,10 +74,13 @@ def test_stage_names_must_be_unique(tmp_path: Path) -> None:
 def test_first_stage_cannot_filter_retrospectively_without_pass_rates(tmp_path: Path) -> None:
     stage = (
         "stages: [{name: s1, steps: 1, max_input_tokens: 100, max_output_tokens: 10, "
-        "data: {retrospective: {}}}]\n"
+        "data: {retrospective: {measure: previous_rollouts}}}]\n"
     )
-    with pytest.raises(ConfigError, match=r"stage 's1' uses data\.retrospective"):
+    with pytest.raises(ConfigError, match=r"stage 's1' reads data\.retrospective's pass rates"):
         load(tmp_path, MINIMAL.replace("steps: 10\n", "") + stage)
+    # A pre-inference (the default) measures the starting policy itself.
+    measured = stage.replace("{measure: previous_rollouts}", "{}")
+    load(tmp_path, MINIMAL.replace("steps: 10\n", "") + measured)
 
 
 def test_temperature_and_loss_have_one_source(tmp_path: Path) -> None:

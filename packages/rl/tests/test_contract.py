@@ -11,14 +11,18 @@ from typing import Any
 
 import pytest
 
-from qwenlong.core.config_loader import load_config_dict
 from qwenlong.core.dataset_io import write_samples
-from qwenlong.core.records import TaskSample
 from qwenlong.core.rundir import read_metrics
 from qwenlong.core.safetensors_io import read_sharded
 from qwenlong.rl.config import TrainConfig
 from qwenlong.rl.interfaces import Policy, RolloutEngine
-from qwenlong.rl.testing import WEIGHT, ScriptedPolicy, ScriptedRolloutEngine
+from qwenlong.rl.testing import (
+    WEIGHT,
+    ScriptedPolicy,
+    ScriptedRolloutEngine,
+    paris_samples,
+    scripted_config,
+)
 from qwenlong.rl.trainer import train
 
 
@@ -35,43 +39,19 @@ def test_the_scripted_backends_have_nothing_the_protocols_lack() -> None:
     assert _members(ScriptedRolloutEngine) == _members(RolloutEngine)
 
 
-def _samples() -> list[TaskSample]:
-    """Every question's answer is paris, so a policy that reads nothing can still learn."""
-    return [
-        TaskSample(
-            id=f"q-{i}",
-            task_type="reading",
-            question=f"Where is landmark {i}?",
-            answers=["paris"],
-            context=f"Landmark {i} stands in paris.",
-        )
-        for i in range(48)
-    ]
-
-
 def _config(model: Path, data: Path, **changes: Any) -> TrainConfig:
-    base: dict[str, Any] = {
-        "model": str(model),
+    run: dict[str, Any] = {
         "data": {"train": [str(data)], "heldout_fraction": 0.25},
-        "steps": 6,
-        "seed": 1,
-        "sampler": {"batch_size": 4, "tasks": ["reading"]},
-        "rollout": {"backend": "scripted", "group_size": 4, "temperature": 1.0},
-        "policy": {"backend": "scripted", "torch": {"lr": 0.2}},
-        "advantage": {"estimator": "grpo"},
-        "aepo": {"enabled": False},
         "sft": {"steps": 2, "batch_size": 4, "control": True},
         "heldout": {"size": 8, "temperature": 1.0, "samples": 4, "greedy": True},
         "checkpoint_every": 3,
-        "ray": {"enabled": False},
     }
-    base.update(changes)
-    return load_config_dict(base, TrainConfig, "test")
+    return scripted_config(model, data, **{**run, **changes})
 
 
 @pytest.fixture
 def dataset(tmp_path: Path) -> Path:
-    return write_samples(_samples(), tmp_path / "data.parquet")
+    return write_samples(paris_samples(48), tmp_path / "data.parquet")
 
 
 def test_the_whole_run_goes_through_the_protocols(

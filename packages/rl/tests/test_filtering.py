@@ -16,6 +16,7 @@ from qwenlong.rl.filtering import (
     RetroFilterConfig,
     prompt_tokens,
     read_pass_rates,
+    replay_pool,
     retrospective_filter,
 )
 
@@ -120,3 +121,21 @@ def test_pass_rate_file_errors_name_file_and_line(tmp_path: Path) -> None:
         read_pass_rates(path)
     with pytest.raises(DatasetError, match="no such pass-rate file"):
         read_pass_rates(tmp_path / "none.jsonl")
+
+
+def test_replay_repeats_earlier_questions_by_the_bin_of_their_pass_rate() -> None:
+    kept = [sample(key, 10) for key in ("hard", "mid", "easy", "new", "unmeasured")]
+    rates = {"hard": 0.125, "mid": 0.5, "easy": 0.875, "new": 0.125}
+    seen = {"hard", "mid", "easy", "unmeasured"}
+    pool = replay_pool(kept, rates, seen, RetroFilterConfig())
+    # Default bins (0.25, 0.5, 0.75) and weights (4, 3, 2, 1); 0.5 falls in [0.5, 0.75).
+    assert [s.id for s in pool] == ["hard"] * 4 + ["mid"] * 2 + ["easy", "new", "unmeasured"]
+    flat = RetroFilterConfig(replay_weights=(1, 1, 1, 1))
+    assert [s.id for s in replay_pool(kept, rates, seen, flat)] == [s.id for s in kept]
+
+
+def test_replay_bins_and_weights_must_match() -> None:
+    with pytest.raises(ValueError, match="replay_weights needs 4 whole numbers"):
+        RetroFilterConfig(replay_weights=(2, 1))
+    with pytest.raises(ValueError, match="must be ascending"):
+        RetroFilterConfig(replay_bins=(0.5, 0.25, 0.75))

@@ -19,6 +19,7 @@ from qwenlong.rl.losses import (
     LossConfig,
     compute_loss,
 )
+from qwenlong.rl.updates import group_token_weights
 
 torch.set_num_threads(1)
 
@@ -195,6 +196,7 @@ def test_registries_and_paper_defaults() -> None:
         "seq_mean_token_mean",
         "seq_mean_token_sum",
         "token_global",
+        "token_group",
     ]
 
 
@@ -205,6 +207,9 @@ PROMPT = [1, 2, 0, 1, 3, 0]
 """Leading prompt tokens of each sequence (excluded from the loss)."""
 RANKS = [[[0, 1], [2]], [[3], [4, 5]]]
 """rank -> micro-batches -> sequences: uneven on purpose."""
+GROUPS = [0, 0, 1, 1, 2, 2]
+"""The prompt each sequence answers (G = 2), for the per-group form of Eq.4; groups 0 and 1
+are split across ranks by RANKS."""
 
 
 def _batch() -> dict[str, Tensor]:
@@ -222,6 +227,7 @@ def _batch() -> dict[str, Tensor]:
         "advantages": torch.where(mask, seq_adv[seq], 0.0),
         "old_noise": 0.4 * torch.randn(total, generator=generator),
         "ref_noise": 0.3 * torch.randn(total, generator=generator),
+        "weights": group_token_weights(torch.tensor(GROUPS)[seq], mask),
     }
 
 
@@ -248,6 +254,7 @@ def _part_loss(
         config,
         seq_index=batch["seq"][rows],
         global_sequences=global_sequences,
+        token_weights=batch["weights"][rows] if config.aggregation == "token_group" else None,
     )
 
 
@@ -256,7 +263,7 @@ def _flat_grad(model: nn.Module) -> Tensor:
 
 
 @pytest.mark.parametrize(
-    "aggregation", ["token_global", "seq_mean_token_mean", "seq_mean_token_sum"]
+    "aggregation", ["token_global", "token_group", "seq_mean_token_mean", "seq_mean_token_sum"]
 )
 def test_two_ranks_by_two_micro_batches_add_up_to_the_single_process_loss_and_gradient(
     aggregation: str,
@@ -318,3 +325,25 @@ def test_normalising_by_the_local_token_count_breaks_the_equivalence() -> None:
         rank_grads.append(_flat_grad(replica))
     averaged = torch.stack(rank_grads).mean(0)
     assert not torch.allclose(averaged, _flat_grad(whole), atol=1e-3)
+
+
+def test_group_aggregation_is_each_groups_token_mean_averaged_over_groups() -> None:
+    """Eq.4 as the paper words it, on hand values: group 0 has 3 loss tokens, group 1 has 1."""
+    terms = torch.tensor([1.0, 2.0, 3.0, 8.0])  # -A * rho with rho = 1: advantages are -terms
+    groups = torch.tensor([0, 0, 0, 1])
+    mask = torch.ones(4, dtype=torch.bool)
+    weights = group_token_weights(groups, mask)
+    assert weights.tolist() == pytest.approx([1 / 6, 1 / 6, 1 / 6, 1 / 2])
+    logprobs = torch.zeros(4, requires_grad=True)
+    loss, _ = compute_loss(
+        logprobs, None, None, -terms, mask, 4, LossConfig(aggregation="token_group"),
+        token_weights=weights,
+    )  # fmt: skip
+    assert float(loss.detach()) == pytest.approx(((1 + 2 + 3) / 3 + 8 / 1) / 2)  # 5.0
+    global_loss, _ = compute_loss(logprobs, None, None, -terms, mask, 4, LossConfig())
+    assert float(global_loss.detach()) == pytest.approx(14 / 4)  # the batch-token form differs
+    with pytest.raises(ValueError, match="'token_group' needs token_weights"):
+        compute_loss(logprobs, None, None, -terms, mask, 4, LossConfig(aggregation="token_group"))
+    # Uncounted tokens weigh nothing and do not count in their group.
+    partial = group_token_weights(groups, torch.tensor([True, False, True, True]))
+    assert partial.tolist() == pytest.approx([1 / 4, 0.0, 1 / 4, 1 / 2])

@@ -92,3 +92,25 @@ def test_plots_cover_the_metrics_present(tmp_path: Path) -> None:
     assert names == ["entropy", "heldout_reward", "reward"]
     assert all(p.stat().st_size > 1000 for p in written)
     assert plot_learning_curves([], tmp_path / "empty") == []
+
+
+def test_the_reward_rules_decisions_are_shares_of_the_responses() -> None:
+    from qwenlong.rl.interfaces import RewardResult
+    from qwenlong.rl.metrics import decision_metrics
+
+    decided = ["rule", "judge", "rule", "overlong", "no_think", "pending", "rule", "judge"]
+    rewards = torch.tensor([1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.5, 0.0])
+    scored = RewardResult(rewards, rewards > 0, [{"decided_by": d} for d in decided])
+    truncated = torch.tensor([True, False, True, False, False, False, False, False])
+    figures = decision_metrics(scored, truncated, torch.zeros(8))
+    assert figures == {
+        "decision/paid_by_rule": 2 / 8,
+        "decision/paid_by_judge": 1 / 8,
+        "decision/refused_overlong": 1 / 8,
+        "decision/refused_no_think": 1 / 8,
+        "decision/judge_pending": 1 / 8,
+        "decision/truncated": 2 / 8,
+        "decision/truncated_paid": 1 / 8,  # the first: cut at the limit and still paid
+    }
+    penalised = decision_metrics(scored, truncated, torch.tensor([-0.5] + [0.0] * 7))
+    assert penalised["overlong_penalty_mean"] == pytest.approx(-0.5 / 8)

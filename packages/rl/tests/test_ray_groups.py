@@ -90,6 +90,11 @@ def test_two_gloo_workers_take_the_step_of_one(
         assert two.grad_norm == pytest.approx(one.grad_norm, rel=1e-5)
         assert (two.tokens, two.loss_tokens) == (one.tokens, one.loss_tokens)
         assert two.extra["ratio_mean"] == pytest.approx(1.0, abs=1e-6)
+        # The training forward's log-probs come back from both shares, in packed order.
+        pi_one, pi_two = one.logprobs, two.logprobs
+        assert pi_one is not None and pi_two is not None
+        torch.testing.assert_close(pi_two, pi_one, atol=1e-5, rtol=0, equal_nan=True)
+        assert not pi_one[update.token_mask].isnan().any()
         after_one, after_two = _weights(single), _weights(pair)
         assert any(not torch.equal(after_one[name], initial[name]) for name in initial)
         for name, tensor in after_one.items():

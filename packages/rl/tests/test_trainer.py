@@ -335,8 +335,18 @@ def test_stages_filter_retrospectively_and_resume_at_the_boundary(
             "steps": 1,
             "max_input_tokens": 500,
             "max_output_tokens": 6,
-            "data": {"retrospective": {}},
+            "data": {"retrospective": {"measure": "previous_rollouts"}},
             "from_checkpoint": str(tiny_model_dir),
+        },
+        {  # the paper's step: a pass@2 pre-inference of the current policy at these lengths
+            "name": "longer",
+            "steps": 1,
+            "max_input_tokens": 500,
+            "max_output_tokens": 8,
+            # A random tiny model never solves anything: keep the never-solved here.
+            "data": {
+                "retrospective": {"pass_k": 2, "prompts_per_call": 3, "never_solved_at_most": None}
+            },
         },
     ]
     config = make_config(
@@ -350,7 +360,7 @@ def test_stages_filter_retrospectively_and_resume_at_the_boundary(
     out = tmp_path / "run"
     train(config, out)
     records = read_metrics(out)
-    assert [(r["step"], r["stage"]) for r in records] == [(1, "short"), (2, "long")]
+    assert [(r["step"], r["stage"]) for r in records] == [(1, "short"), (2, "long"), (3, "longer")]
     assert records[0]["response_length_max"] <= 4 and records[1]["response_length_max"] <= 6
     rates = read_metrics(out / "stages" / "short" / "pass_rates.jsonl")
     assert len(rates) == 4 and all(r["attempts"] == 2 for r in rates)
@@ -358,11 +368,26 @@ def test_stages_filter_retrospectively_and_resume_at_the_boundary(
     unsolved = sum(r["pass_rate"] == 0.0 for r in rates)
     assert unsolved > 0 and report["retro_never_solved"] == unsolved
     assert report["kept"] == report["input"] - unsolved - report.get("retro_always_solved", 0)
+    measured = read_metrics(out / "stages" / "longer" / "pre_inference.jsonl")
+    assert len(measured) == report["input"] and all(r["attempts"] == 2 for r in measured)
+    longer = json.loads((out / "stages" / "longer" / "filter_report.json").read_text())
+    always = sum(r["passed"] == 2 for r in measured)
+    assert longer["kept"] == longer["input"] - always
+    assert longer["replayed"] > 0  # earlier stages' unsolved questions drawn more often
+    pool = json.loads((out / "stages" / "longer" / "train_ids.json").read_text())
+    assert len(pool) == longer["kept"] + longer.get("replayed", 0)
 
     # Killed right after the first stage's checkpoint, before its pass rates were written.
+    shutil.rmtree(out / "checkpoints" / "step_000003")
     shutil.rmtree(out / "checkpoints" / "step_000002")
     shutil.rmtree(out / "stages" / "long")
+    # ... and, in a second life, in the middle of the next pre-inference (a torn last line).
+    pre = out / "stages" / "longer" / "pre_inference.jsonl"
+    (out / "stages" / "longer" / "train_ids.json").unlink()
+    pre.write_text(pre.read_text()[: len(pre.read_text()) // 2])
     (out / "stages" / "short" / "pass_rates.jsonl").unlink()
     train(config, out)
     assert _algorithmic(read_metrics(out)) == _algorithmic(records)
     assert read_metrics(out / "stages" / "short" / "pass_rates.jsonl") == rates
+    assert read_metrics(pre) == measured
+    assert json.loads((out / "stages" / "longer" / "train_ids.json").read_text()) == pool

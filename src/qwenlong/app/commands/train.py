@@ -27,6 +27,7 @@ def train_command(
     overrides: list[str] = typer.Option([], "--set", help="Override a config key: a.b=value."),
 ) -> None:
     """RL post-training (GRPO with the QwenLong-L1.5 changes): DIR/metrics.jsonl, DIR/summary.json."""
+    from qwenlong.app.exit_codes import RunIncomplete
     from qwenlong.app.input_checks import check_train_inputs
     from qwenlong.core.config_loader import load_config
     from qwenlong.rl.config import TrainConfig
@@ -37,6 +38,13 @@ def train_command(
     summary = train(cfg, out)
     typer.echo(json.dumps({key: summary[key] for key in SUMMARY_KEYS if key in summary}))
     typer.echo(f"metrics: {out / 'metrics.jsonl'}\nsummary: {out / 'summary.json'}")
+    stopped = summary.get("stopped")
+    if stopped is not None:
+        raise RunIncomplete(
+            f"collapse: {stopped['symptom']} from step {stopped['since']} to step "
+            f"{stopped['step']}; stopped with no checkpoint to roll back to or no rollback "
+            f"left (see {out / 'collapse.jsonl'})"
+        )
 
 
 def register(app: typer.Typer) -> None:

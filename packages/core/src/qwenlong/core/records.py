@@ -47,6 +47,11 @@ class Completion:
     finish_reason: str = "stop"
     """"stop" (end-of-sequence or a stop string) or "length" (hit max_new_tokens)."""
     prompt_tokens: int | None = None
+    entropies: list[float] | None = None
+    """`entropies[i]`: the full-vocabulary entropy of the distribution `token_ids[i]` was drawn
+    from (the one `logprobs` are read from), when the backend reports it with the log-probs
+    (the hf backend does; vLLM and OpenAI endpoints cannot). The RL trainer reads them instead
+    of recomputing them in the policy when strictly on-policy."""
 
 
 @dataclass

@@ -61,7 +61,7 @@ class RunDir:
         self.logging = logging
         self.path.mkdir(parents=True, exist_ok=True)
         self.metrics_path = self.path / METRICS_FILE
-        _repair_torn_tail(self.metrics_path)
+        repair_torn_tail(self.metrics_path)
         # Steps already in metrics.jsonl when the run was opened and not yet logged again.
         self._earlier_steps = _logged_steps(self.metrics_path)
         self._metrics = self.metrics_path.open("a", encoding="utf-8")
@@ -116,6 +116,12 @@ class RunDir:
                 self._tensorboard.add_scalar(name, value, global_step=record["step"])
         if self._wandb is not None and numeric:
             self._wandb.log(numeric, step=record["step"])
+
+    def rewind(self, step: int) -> None:
+        """The run goes back to `step` (a rollback): each record of a later step is replaced
+        when that step is logged again, as for a reopened run."""
+        self._metrics.flush()
+        self._earlier_steps |= {s for s in _logged_steps(self.metrics_path) if s > step}
 
     def _drop_earlier(self, step: int) -> None:
         """Rewrite metrics.jsonl without the records of `step` from before this opening.
@@ -240,7 +246,7 @@ def _line_step(line: str) -> int | None:
     return step if isinstance(step, int) else None
 
 
-def _repair_torn_tail(path: Path) -> None:
+def repair_torn_tail(path: Path) -> None:
     """Make the file end in a newline before appending: a torn last line that is not valid JSON
     is cut off (else the next record would be glued to it); a complete one gets its newline."""
     if not path.exists() or path.stat().st_size == 0:

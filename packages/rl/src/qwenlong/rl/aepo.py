@@ -6,7 +6,11 @@ it out and raises entropy; positive ones sharpen it. AEPO watches the batch entr
     H(B) = mean over the batch's responses of (mean over the response's tokens of H(t | i))
 
 and, once H(B) rises above `entropy_high`, trains on positive-advantage samples only, until
-H(B) falls below `entropy_low`; then negative gradients come back. Two thresholds instead of
+H(B) falls below `entropy_low`; then negative gradients come back.
+
+Where the paper and its authors' code differ, both are offered (`AepoConfig`): which samples an
+active controller drops (the paper: negative advantages; the code: all but A > 0 with reward
+> 0), and H(B) as the paper's mean over sequences or the code's token mean. Two thresholds instead of
 one give hysteresis: an entropy hovering near a single threshold would flip the update rule
 every step. Between the thresholds the controller keeps its previous state.
 
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pydantic import Field, model_validator
@@ -36,10 +40,21 @@ class AepoConfig(ConfigModel):
     """Run the controller. Off, every sample keeps its gradient (plain GRPO)."""
     entropy_high: float = Field(default=0.25, ge=0)
     """Above this H(B) (nats), drop every negative-advantage sample. Not published; our choice
-    inside the 0.10-0.30 band the paper's 30B run stayed in."""
+    inside the 0.10-0.30 band the paper's 30B run stayed in, chosen for the sequence mean
+    (`entropy_mean: sequence`)."""
     entropy_low: float = Field(default=0.15, ge=0)
     """Below this H(B) (nats), restore negative gradients. Not published; our choice inside
-    the same band. Must not exceed entropy_high."""
+    the same band, for the sequence mean. Must not exceed entropy_high."""
+    drop: Literal["negative", "unrewarded"] = "negative"
+    """What an active controller drops. "negative" (the paper, Eq.11): samples with A < 0;
+    A = 0 samples stay (no policy gradient, but they count in the token normaliser).
+    "unrewarded" (the authors' released code): every sample but those with A > 0 and reward
+    > 0, so A = 0 samples go too."""
+    entropy_mean: Literal["sequence", "token"] = "sequence"
+    """H(B): "sequence" (the paper, Eq.11): the mean over responses of each response's mean
+    token entropy, every response counting once; "token" (the authors' code, verl's
+    aggregated entropy): the mean over all response tokens of the batch, so long responses
+    weigh more."""
 
     @model_validator(mode="after")
     def _ordered(self) -> AepoConfig:
@@ -50,17 +65,25 @@ class AepoConfig(ConfigModel):
         return self
 
 
-def batch_entropy(entropy: Tensor, seq_index: Tensor, loss_mask: Tensor) -> float:
-    """Eq.11's H(B): the mean over sequences of each sequence's mean response-token entropy.
-
-    Every response counts once whatever its length (a token mean would let long responses
-    dominate). Sequences without response tokens are skipped; a batch with none returns 0.0.
+def batch_entropy(
+    entropy: Tensor,
+    seq_index: Tensor,
+    loss_mask: Tensor,
+    mean: Literal["sequence", "token"] = "sequence",
+) -> float:
+    """Eq.11's H(B). "sequence": the mean over sequences of each sequence's mean
+    response-token entropy, every response counting once whatever its length; "token": the mean
+    over all response tokens (the authors' code). Sequences without response tokens are
+    skipped; a batch with none returns 0.0.
     """
     if not entropy.shape == seq_index.shape == loss_mask.shape:
         raise ValueError(
             f"entropy {tuple(entropy.shape)}, seq_index {tuple(seq_index.shape)} and loss_mask "
             f"{tuple(loss_mask.shape)} must have the same shape"
         )
+    if mean == "token":
+        tokens = entropy[loss_mask.bool()]
+        return float(tokens.double().mean()) if tokens.numel() else 0.0
     means = sequence_mean(entropy, seq_index, loss_mask)
     means = means[~means.isnan()]
     return float(means.double().mean()) if means.numel() else 0.0
@@ -100,18 +123,23 @@ class AepoController:
         self._active_steps += int(self._active)
         return self._active
 
-    def mask(self, seq_advantages: Tensor) -> Tensor:
+    def mask(self, seq_advantages: Tensor, seq_rewards: Tensor | None = None) -> Tensor:
         """[S] bool: the sequences that keep their gradient this step.
 
-        Inactive: all. Active: those with A >= 0. Zero-advantage sequences are kept because
-        Eq.11 drops negative samples only; under the policy loss they carry no gradient anyway
-        (only a KL term, when one is on), but they still count in the token normaliser.
+        Inactive: all. Active, `drop: negative`: those with A >= 0 (zero-advantage sequences
+        are kept because Eq.11 drops negative samples only; under the policy loss they carry no
+        gradient anyway, only a KL term when one is on). Active, `drop: unrewarded`: those with
+        A > 0 and reward > 0 (`seq_rewards` needed).
         """
         if seq_advantages.dim() != 1:
             raise ValueError(
                 f"seq_advantages must be 1-D [S], got shape {tuple(seq_advantages.shape)}"
             )
-        if self._active:
+        if self._active and self.config.drop == "unrewarded":
+            if seq_rewards is None or seq_rewards.shape != seq_advantages.shape:
+                raise ValueError("AEPO drop 'unrewarded' needs each sequence's reward [S]")
+            keep = (seq_advantages > 0) & (seq_rewards > 0)
+        elif self._active:
             keep = seq_advantages >= 0
         else:
             keep = torch.ones_like(seq_advantages, dtype=torch.bool)

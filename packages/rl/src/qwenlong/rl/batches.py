@@ -115,13 +115,24 @@ class PolicyUpdate:
     ref_logprobs: Tensor | None
     """[N] log-probs of the reference model for the KL term; None when beta = 0."""
     global_tokens: int
-    """Number of tokens that contribute to the loss across the WHOLE global batch (all ranks,
-    all micro-batches): the denominator of the token-level loss (Eq.4)."""
+    """The denominator of the token-level loss (Eq.4) over the WHOLE global batch (all ranks,
+    all micro-batches): its response tokens, or only those the masks keep
+    (`loss.denominator_tokens`)."""
     is_weights: Tensor | None = None
     """[N] truncated importance weights min(pi_old / mu, C) of the policy-gradient term
     (qwenlong.rl.rollout_correction); None without the correction."""
+    token_weights: Tensor | None = None
+    """[N] the per-group normalisers of `loss.aggregation: token_group`, 1 / (tokens of the
+    token's group x groups) over the global batch; None for the other aggregations."""
 
-    PER_TOKEN = ("advantages", "token_mask", "old_logprobs", "ref_logprobs", "is_weights")
+    PER_TOKEN = (
+        "advantages",
+        "token_mask",
+        "old_logprobs",
+        "ref_logprobs",
+        "is_weights",
+        "token_weights",
+    )
     """The fields holding one value per token of the batch."""
 
     def select(self, positions: Tensor, global_tokens: int | None = None) -> PolicyUpdate:
@@ -139,6 +150,7 @@ class PolicyUpdate:
             ref_logprobs=cut(self.ref_logprobs),
             global_tokens=self.global_tokens if global_tokens is None else global_tokens,
             is_weights=cut(self.is_weights),
+            token_weights=cut(self.token_weights),
         )
 
 
@@ -154,6 +166,11 @@ class StepStats:
     """Tokens that contributed to the loss."""
     extra: dict[str, float] = field(default_factory=dict)
     """Loss-specific figures: clip fractions, KL, mean ratio."""
+    logprobs: Tensor | None = None
+    """[N] float32: the policy's log-prob of each trained token as the loss saw it (before the
+    update; strictly on-policy that is pi_old), NaN on every other token; None when the backend
+    does not return them. The trainer compares them with the engine's (the mismatch metrics)
+    when it ran no log-prob pass of its own (qwenlong.rl.rollout_stats)."""
 
     @classmethod
     def sum_over_ranks(cls, parts: Sequence[StepStats]) -> StepStats:

@@ -75,7 +75,9 @@ def components(
         rollout = ROLLOUT_BACKENDS.get(config.rollout.backend)(config, model, placement)
         started.callback(rollout.close)
         cache = str(Path(judge_cache).resolve())
-        reward = start_reward(config.reward, config.judge, cache, config.ray.enabled)
+        reward = start_reward(
+            config.reward, config.judge, cache, config.ray.enabled, config.prompts
+        )
         policy = start_policy(config, model, policy_lr, placement)
         started.callback(policy.close)
         reference = None

@@ -20,15 +20,18 @@ from pydantic import Field, field_validator, model_validator
 
 from qwenlong.core.backends.config import BackendConfig, HFBackendConfig
 from qwenlong.core.config import ConfigModel
+from qwenlong.core.prompt_set import PromptSet
 from qwenlong.core.registry import Registry
 from qwenlong.core.rundir import LoggingConfig
 from qwenlong.memagent.config import MemAgentConfig
 from qwenlong.rl.advantages import AdvantageConfig
 from qwenlong.rl.aepo import AepoConfig
+from qwenlong.rl.collapse import CollapseConfig
 from qwenlong.rl.interfaces import Policy, Rollout, RolloutEngine
 from qwenlong.rl.losses import LossConfig
 from qwenlong.rl.masks import NegativeClipConfig
 from qwenlong.rl.megatron.config import MegatronPolicyConfig
+from qwenlong.rl.overlong import OverlongConfig
 from qwenlong.rl.prompting import PromptBuilder
 from qwenlong.rl.rewards import RewardConfig
 from qwenlong.rl.rollout.colocation import Colocation, check_colocation
@@ -259,6 +262,12 @@ class TrainConfig(ConfigModel):
     """Rule reward, judge where it fails."""
     judge: BackendConfig | None = None
     """The judge model when `reward.use_judge` (the paper: gpt-oss-120b); None: no judge."""
+    prompts: PromptSet = PromptSet()
+    """Prompt name -> template file (relative to the working directory, like every path here);
+    names left out use the project's wording, the one evaluation uses: single_pass and
+    single_pass_choice (rollout prompts), judge (reward judge), memagent_update,
+    memagent_final, memagent_final_choice, memagent_query_split (`rollout.kind: memagent`).
+    Files are checked on load. Ours."""
     advantage: AdvantageConfig = AdvantageConfig()
     """Advantage estimator (Eq.7 by default)."""
     loss: LossConfig = LossConfig()
@@ -270,6 +279,10 @@ class TrainConfig(ConfigModel):
     """Negative-gradient clipping (Eq.8-9), off by default."""
     aepo: AepoConfig = AepoConfig()
     """Adaptive entropy control (Eq.11)."""
+    overlong: OverlongConfig = OverlongConfig()
+    """DAPO's overlong filtering and soft overlong punishment, both off by default (ours)."""
+    collapse: CollapseConfig = CollapseConfig()
+    """Collapse detection over each step's record, and rollback or stop on a trip (ours)."""
     policy: PolicyConfig = PolicyConfig()
     """Policy ranks and their optimizer."""
     weight_sync: WeightSyncConfig = WeightSyncConfig()
@@ -300,10 +313,12 @@ class TrainConfig(ConfigModel):
         if repeated:
             raise ValueError(f"stage names {', '.join(repeated)} appear more than once")
         first = self.stages[0] if self.stages else None
-        if first is not None and first.data.retrospective and first.data.pass_rates is None:
+        retro = first.data.retrospective if first is not None else None
+        previous = retro is not None and retro.measure == "previous_rollouts"
+        if first is not None and previous and first.data.pass_rates is None:
             raise ValueError(
-                f"stage {first.name!r} uses data.retrospective but has no previous stage; "
-                "set its data.pass_rates"
+                f"stage {first.name!r} reads data.retrospective's pass rates from the previous "
+                "stage's rollouts but has none; set its data.pass_rates or measure: pre_inference"
             )
         owned = {"temperature": "rollout.temperature", "loss": "loss"}
         for name, where in owned.items():

@@ -1,15 +1,23 @@
 """Retrospective difficulty filtering between length stages (RECIPE.md section 2).
 
-Before each progressive-length stage, the data is filtered again with what the previous stage
+Before each progressive-length stage, the data is filtered again with what the policy has
 learned: a prompt must fit the next stage's input limit, and a question the policy always
 solved (pass rate 1) or never solved (pass rate 0) is dropped. In GRPO both give a group of
 equal rewards, hence zero advantage and no gradient: they cost a full rollout and teach
-nothing. Pass rates come from the previous stage's own rollouts (`PassRateTally` collects them
-during training and survives resumes through its state dict), so "difficulty" is measured on
-the policy being trained, not on a reference model.
+nothing. Pass rates are measured on the policy being trained, not on a reference model:
 
-A sample the previous stage never saw has no pass rate and is kept by default: new data
-entering at a stage must not be filtered for lack of history.
+- `measure: pre_inference` (the paper: "difficulty filtering under the next stage's lengths"):
+  a pass@k pre-inference of the current policy with the next stage's input and output limits
+  (qwenlong.rl.pre_inference);
+- `measure: previous_rollouts` (this project's earlier step): the previous stage's own rollouts
+  (`PassRateTally`), measured at its shorter output limit, so it also drops questions that
+  failed only because their answer did not fit.
+
+Then QwenLong-L1's difficulty-aware retrospective sampling: a kept question an earlier stage
+trained on enters the next stage's pool `replay_weights[bin]` times, by the bin of its pass
+rate (`replay_bins`): the harder, the more often it is drawn again (`replay_pool`). Questions
+new at this stage weigh 1. A sample without a pass rate is kept by default: new data entering
+at a stage must not be filtered for lack of history.
 """
 
 from __future__ import annotations
@@ -20,13 +28,14 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from qwenlong.core.atomic_files import atomic_writer
 from qwenlong.core.config import ConfigModel
 from qwenlong.core.errors import DatasetError
+from qwenlong.core.prompt_set import DEFAULT_PROMPTS, PromptSet
 from qwenlong.core.records import TaskSample
 from qwenlong.evals.prompts import build_prompt
 
@@ -54,9 +63,35 @@ class RetroFilterConfig(ConfigModel):
     None keeps them. Lower it to drop near-trivial questions too."""
     keep_unmeasured: bool = True
     """Keep samples without a pass rate (the previous stage never drew them)."""
+    measure: Literal["pre_inference", "previous_rollouts"] = "pre_inference"
+    """Where pass rates come from. "pre_inference" (the paper): pass@`pass_k` of the current
+    policy on every candidate at the next stage's input and output limits, before the stage.
+    "previous_rollouts" (earlier behaviour of this project): the previous stage's own rollouts,
+    free but measured at its shorter output limit."""
+    pass_k: int = Field(default=8, ge=1)
+    """Answers per question in the pre-inference. Not published; ours: the paper's G = 8, so a
+    question is kept exactly when a training group would have reward variance."""
+    prompts_per_call: int = Field(default=64, ge=1)
+    """Questions per engine call of the pre-inference (each a batch of pass_k answers); results
+    are recorded after every call. Ours."""
+    replay_bins: tuple[float, ...] = (0.25, 0.5, 0.75)
+    """Pass-rate bin edges of the retrospective sampling, ascending in (0, 1). Ours: QwenLong-L1
+    weights earlier stages' questions by difficulty without publishing the bins."""
+    replay_weights: tuple[int, ...] = (4, 3, 2, 1)
+    """Copies in the next stage's pool of a kept question an earlier stage trained on, per
+    bin of its pass rate (one more than `replay_bins`): pass rate < 0.25 four times, ... >=
+    0.75 once. All 1 turns the sampling off. Ours."""
 
     @model_validator(mode="after")
     def _check(self) -> RetroFilterConfig:
+        edges = self.replay_bins
+        if any(not 0 < e < 1 for e in edges) or list(edges) != sorted(set(edges)):
+            raise ValueError(f"replay_bins {list(edges)} must be ascending, each in (0, 1)")
+        if len(self.replay_weights) != len(edges) + 1 or min(self.replay_weights) < 1:
+            raise ValueError(
+                f"replay_weights needs {len(edges) + 1} whole numbers >= 1 (one per bin of "
+                f"replay_bins), got {list(self.replay_weights)}"
+            )
         low, high = self.never_solved_at_most, self.always_solved_at_least
         if low is not None and high is not None and low >= high:
             raise ValueError(
@@ -83,7 +118,10 @@ class FilterReport:
 
 
 def prompt_tokens(
-    sample: TaskSample, config: RetroFilterConfig, count_tokens: TokenCounter | None
+    sample: TaskSample,
+    config: RetroFilterConfig,
+    count_tokens: TokenCounter | None,
+    prompts: PromptSet = DEFAULT_PROMPTS,
 ) -> int:
     """Tokens of `sample`'s single-pass prompt, counting as little text as possible.
 
@@ -94,13 +132,13 @@ def prompt_tokens(
     if sample.context_tokens is not None:
         if count_tokens is None:
             return sample.context_tokens + config.prompt_margin_tokens
-        return sample.context_tokens + count_tokens(build_prompt(sample, context=""))
+        return sample.context_tokens + count_tokens(build_prompt(sample, "", prompts))
     if count_tokens is None:
         raise DatasetError(
             f"sample {sample.id}: context_tokens is not set and no token counter was given "
             "to measure its prompt against max_input_tokens"
         )
-    return count_tokens(build_prompt(sample))
+    return count_tokens(build_prompt(sample, None, prompts))
 
 
 def _check_rate(sample_id: str, rate: float) -> float:
@@ -124,6 +162,7 @@ def retrospective_filter(
     pass_rates: Mapping[str, float],
     config: RetroFilterConfig,
     count_tokens: TokenCounter | None = None,
+    prompts: PromptSet = DEFAULT_PROMPTS,
 ) -> FilterReport:
     """Keep the samples that fit the next stage and still carry a learning signal.
 
@@ -135,7 +174,7 @@ def retrospective_filter(
     for sample in samples:
         if (
             config.max_input_tokens is not None
-            and prompt_tokens(sample, config, count_tokens) > config.max_input_tokens
+            and prompt_tokens(sample, config, count_tokens, prompts) > config.max_input_tokens
         ):
             reason = "too_long"
         else:
@@ -145,6 +184,24 @@ def retrospective_filter(
         report.counts[reason] += 1
         report.by_task.setdefault(sample.task_type, Counter())[reason] += 1
     return report
+
+
+def replay_pool(
+    kept: Sequence[TaskSample],
+    pass_rates: Mapping[str, float],
+    seen: set[str],
+    config: RetroFilterConfig,
+) -> list[TaskSample]:
+    """The next stage's pool: each kept sample an earlier stage trained on (`seen`) repeated
+    by the weight of its pass-rate bin, every other sample once, order kept."""
+    pool: list[TaskSample] = []
+    for sample in kept:
+        rate = pass_rates.get(sample.id)
+        copies = 1
+        if sample.id in seen and rate is not None:
+            copies = config.replay_weights[sum(rate >= edge for edge in config.replay_bins)]
+        pool.extend([sample] * copies)
+    return pool
 
 
 class PassRateTally:

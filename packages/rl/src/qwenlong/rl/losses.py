@@ -7,8 +7,8 @@ sequences), never by a count of the micro-batch. Summing the contributions of al
 on all ranks (gradient accumulation followed by an all-reduce SUM) therefore gives exactly the
 loss, and the gradient, of the whole batch processed at once.
 
-Why this matters (DAPO Eq.4, the paper's loss): J = sum_i sum_t A_i rho_{i,t} / sum_j |y_j|
-weighs every token of the batch by the same 1 / (global token count). Dividing by the token
+Why this matters (Eq.4, the paper's token-level loss after DAPO): J = sum_i sum_t A_i rho_{i,t} /
+sum_j |y_j| weighs every token of the batch by the same 1 / (global token count). Dividing by the token
 count of the micro-batch instead weighs a token by the size of the micro-batch it happened to
 land in: a token sharing a micro-batch with one short response counts many times more than one
 sharing it with long ones, and the gradient then depends on how the batch was split across
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import torch
 from pydantic import Field, field_validator
@@ -50,9 +51,10 @@ class PolicyTerms:
 
 PolicyLossFn = Callable[[Tensor, Tensor | None, Tensor, "LossConfig"], PolicyTerms]
 """(logprobs[n], old_logprobs[n] or None, advantages[n], config) -> PolicyTerms."""
-AggregationFn = Callable[[Tensor, int, Tensor | None, int | None], Tensor]
-"""(per_token[m], global_tokens, seq_index[m] or None, global_sequences or None) -> this
-micro-batch's scalar contribution; m = the micro-batch's contributing tokens only."""
+AggregationFn = Callable[[Tensor, int, Tensor | None, int | None, Tensor | None], Tensor]
+"""(per_token[m], global_tokens, seq_index[m] or None, global_sequences or None, token_weights[m]
+or None) -> this micro-batch's scalar contribution; m = the micro-batch's contributing tokens
+only."""
 KlFn = Callable[[Tensor, Tensor], Tensor]
 """(logprobs[n], ref_logprobs[n]) -> per-token estimate of KL(pi || pi_ref)."""
 
@@ -65,7 +67,7 @@ class LossConfig(ConfigModel):
     """The GRPO/DAPO policy loss. Defaults are the paper's (RECIPE.md section 2) unless noted."""
 
     policy_loss: str = "ppo_clip"
-    """POLICY_LOSSES name. "ppo_clip": the clipped surrogate of Eq.4, -min(rho A, clip(rho) A)."""
+    """POLICY_LOSSES name. "ppo_clip": the clipped surrogate of Eq.2, -min(rho A, clip(rho) A)."""
     clip_low: float = Field(default=0.2, ge=0, lt=1)
     """Lower clip: a negative-advantage token stops pushing once rho < 1 - clip_low. PPO's 0.2.
     Inert in the paper's strictly on-policy setting (rho = 1); matters with old_logprobs."""
@@ -82,9 +84,18 @@ class LossConfig(ConfigModel):
     """KL_ESTIMATORS name: "k1" (log-ratio), "k2" (half squared log-ratio) or "k3" (Schulman's
     unbiased, always non-negative estimator, the GRPO paper's choice)."""
     aggregation: str = "token_global"
-    """LOSS_AGGREGATIONS name. "token_global": DAPO Eq.4, sum over tokens / global token count
-    (the paper's). "seq_mean_token_mean" (GRPO's original per-sequence mean, then mean over
+    """LOSS_AGGREGATIONS name. "token_global": Eq.4 as DAPO and verl compute it, sum over tokens
+    / the global batch's token count (the default, RECIPE.md section 2). "token_group": Eq.4 as
+    the paper's text words it, each token / the token count of its group (the prompt's G
+    responses), then the mean over groups: a group of long answers weighs as much as one of
+    short answers. "seq_mean_token_mean" (GRPO's original per-sequence mean, then mean over
     sequences) and "seq_mean_token_sum" (sum per sequence, mean over sequences) for ablations."""
+    denominator_tokens: Literal["response", "kept"] = "response"
+    """Which tokens the token counts of "token_global" / "token_group" count. "response" (the
+    paper, Eq.8-9: 1 / sum_j |y_j| over every response token): a token masked by
+    negative-gradient clipping or AEPO stops contributing gradient but still counts, so the step
+    does not grow when the masks bite. "kept": only the tokens the masks keep count (this
+    project's earlier behaviour, as a masked mean computes it)."""
 
     @field_validator("policy_loss")
     @classmethod
@@ -114,6 +125,7 @@ def compute_loss(
     seq_index: Tensor | None = None,
     global_sequences: int | None = None,
     is_weights: Tensor | None = None,
+    token_weights: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """This micro-batch's contribution to the global-batch loss, and its statistics.
 
@@ -124,7 +136,8 @@ def compute_loss(
     never split across micro-batches) and `global_sequences` (sequences of the global batch with
     at least one contributing token). `is_weights` (per token, detached) scales the
     policy-gradient term: truncated importance sampling for the engine/trainer mismatch
-    (qwenlong.rl.rollout_correction); the KL term is not weighted.
+    (qwenlong.rl.rollout_correction); the KL term is not weighted. `token_weights` (per token)
+    are the "token_group" aggregation's normalisers 1 / (group tokens x groups).
 
     Every statistic is, like the loss, a contribution: summed over all micro-batches and ranks
     it gives the figure of the global batch. `loss` and `pg_loss` (the policy term alone, no
@@ -133,7 +146,14 @@ def compute_loss(
     token means over `global_tokens`.
     """
     _check_shapes(
-        logprobs, old_logprobs, ref_logprobs, advantages, token_mask, seq_index, is_weights
+        logprobs,
+        old_logprobs,
+        ref_logprobs,
+        advantages,
+        token_mask,
+        seq_index,
+        is_weights,
+        token_weights,
     )
     mask = token_mask.bool()
     local = int(mask.sum())
@@ -152,6 +172,7 @@ def compute_loss(
     old_logprobs = None if old_logprobs is None else old_logprobs[rows]
     ref_logprobs = None if ref_logprobs is None else ref_logprobs[rows]
     seq_index = None if seq_index is None else seq_index[rows]
+    token_weights = None if token_weights is None else token_weights[rows]
 
     terms = POLICY_LOSSES.get(config.policy_loss)(logprobs, old_logprobs, advantages, config)
     if is_weights is not None:
@@ -163,14 +184,16 @@ def compute_loss(
         if config.kl_beta > 0:
             per_token = per_token + config.kl_beta * kl
     aggregate = LOSS_AGGREGATIONS.get(config.aggregation)
-    loss = aggregate(per_token, global_tokens, seq_index, global_sequences)
+    loss = aggregate(per_token, global_tokens, seq_index, global_sequences, token_weights)
 
     denominator = max(global_tokens, 1)
 
     def token_mean(values: Tensor) -> float:
         return float(values.detach().double().sum()) / denominator
 
-    pg_loss = aggregate(terms.loss.detach(), global_tokens, seq_index, global_sequences)
+    pg_loss = aggregate(
+        terms.loss.detach(), global_tokens, seq_index, global_sequences, token_weights
+    )
     stats = {
         "loss": float(loss.detach()),
         "pg_loss": float(pg_loss),
@@ -190,7 +213,7 @@ def compute_loss(
 def ppo_clip_loss(
     logprobs: Tensor, old_logprobs: Tensor | None, advantages: Tensor, config: LossConfig
 ) -> PolicyTerms:
-    """Eq.4's clipped surrogate per token: max(-A rho, -A clip(rho, 1 - eps_low, 1 + eps_high)),
+    """Eq.2's clipped surrogate per token: max(-A rho, -A clip(rho, 1 - eps_low, 1 + eps_high)),
     then, with dual clip and A < 0, min(that, -A c).
 
     With `old_logprobs` None (strictly on-policy) the ratio is exp(logp - stop_grad(logp)) = 1,
@@ -242,15 +265,39 @@ def kl_k3(logprobs: Tensor, ref_logprobs: Tensor) -> Tensor:
 
 @LOSS_AGGREGATIONS.register("token_global")
 def token_global(
-    per_token: Tensor, global_tokens: int, seq_index: Tensor | None, global_sequences: int | None
+    per_token: Tensor,
+    global_tokens: int,
+    seq_index: Tensor | None,
+    global_sequences: int | None,
+    token_weights: Tensor | None,
 ) -> Tensor:
-    """DAPO Eq.4: sum of the micro-batch's token terms / token count of the global batch."""
+    """Eq.4 (DAPO, verl): sum of the micro-batch's token terms / token count of the global
+    batch."""
     return per_token.sum() / max(global_tokens, 1)
+
+
+@LOSS_AGGREGATIONS.register("token_group")
+def token_group(
+    per_token: Tensor,
+    global_tokens: int,
+    seq_index: Tensor | None,
+    global_sequences: int | None,
+    token_weights: Tensor | None,
+) -> Tensor:
+    """Eq.4 as the paper words it: each token's term x 1 / (its group's token count x the
+    number of groups), weights computed over the global batch (`group_token_weights`)."""
+    if token_weights is None:
+        raise ValueError("aggregation 'token_group' needs token_weights (group_token_weights)")
+    return (per_token * token_weights.to(per_token.dtype)).sum()
 
 
 @LOSS_AGGREGATIONS.register("seq_mean_token_mean")
 def seq_mean_token_mean(
-    per_token: Tensor, global_tokens: int, seq_index: Tensor | None, global_sequences: int | None
+    per_token: Tensor,
+    global_tokens: int,
+    seq_index: Tensor | None,
+    global_sequences: int | None,
+    token_weights: Tensor | None,
 ) -> Tensor:
     """GRPO's original reduction: mean over each sequence's tokens, then / global sequences."""
     sequences = _need_sequences("seq_mean_token_mean", global_sequences)
@@ -265,7 +312,11 @@ def seq_mean_token_mean(
 
 @LOSS_AGGREGATIONS.register("seq_mean_token_sum")
 def seq_mean_token_sum(
-    per_token: Tensor, global_tokens: int, seq_index: Tensor | None, global_sequences: int | None
+    per_token: Tensor,
+    global_tokens: int,
+    seq_index: Tensor | None,
+    global_sequences: int | None,
+    token_weights: Tensor | None,
 ) -> Tensor:
     """Sum over each sequence's tokens, then / global sequences (long answers weigh more)."""
     sequences = _need_sequences("seq_mean_token_sum", global_sequences)
@@ -292,6 +343,7 @@ def _check_shapes(
     token_mask: Tensor,
     seq_index: Tensor | None,
     is_weights: Tensor | None = None,
+    token_weights: Tensor | None = None,
 ) -> None:
     if logprobs.dim() != 1:
         raise ValueError(f"logprobs must be 1-D [n], got shape {tuple(logprobs.shape)}")
@@ -302,6 +354,7 @@ def _check_shapes(
         "token_mask": token_mask,
         "seq_index": seq_index,
         "is_weights": is_weights,
+        "token_weights": token_weights,
     }
     for name, tensor in others.items():
         if tensor is not None and tensor.shape != logprobs.shape:

@@ -6,9 +6,12 @@ correct answer needs, and pushing them down collapses entropy. Eq.8-9 multiply e
 loss term by an indicator I(i, t) that is 0 when the response's advantage is negative and the
 entropy is past a threshold tau, 1 otherwise:
 
-- token mode (Eq.8):    I = 0 where A_i < 0 and H(t | i) > tau_token;
-- sequence mode (Eq.9): I = 0 on every token of response i when A_i < 0 and the mean of
-  H(t | i) over its response tokens > tau_seq.
+- sequence mode (Eq.8): I = 0 on every token of response i when A_i < 0 and the mean of
+  H(t | i) over its response tokens > tau_seq;
+- token mode (Eq.9):    I = 0 where A_i < 0 and H(t | i) > tau_token.
+
+Both keep Eq.4's 1 / sum_j |y_j| over every response token: a masked token stops contributing
+gradient, not counting (`loss.denominator_tokens: response`, qwenlong.rl.losses).
 
 H(t | i) = -sum_v pi(v) log pi(v) is the full-vocabulary entropy of the policy at that token
 (`qwenlong.rl.entropy`). The entropy side "low" flips the comparison (drop negative gradients
@@ -40,7 +43,7 @@ class NegativeClipConfig(ConfigModel):
     """Negative-gradient clipping, Eq.8-9. The thresholds are not published."""
 
     mode: str = "none"
-    """NEGATIVE_CLIP_MODES name: "none" (off), "token" (Eq.8) or "sequence" (Eq.9). Off by
+    """NEGATIVE_CLIP_MODES name: "none" (off), "sequence" (Eq.8) or "token" (Eq.9). Off by
     default: the paper's final recipe controls entropy with AEPO (Eq.11); these modes are its
     ablation alternatives."""
     side: Side = "high"
@@ -112,7 +115,7 @@ def token_clipping(
     side: Side,
     config: NegativeClipConfig,
 ) -> Tensor:
-    """Eq.8: drop tokens with A < 0 whose own entropy is past tau_token."""
+    """Eq.9: drop tokens with A < 0 whose own entropy is past tau_token."""
     past = _past(entropy, config.tau_token, side)
     return loss_mask & ~((advantages_tok < 0) & past)
 
@@ -126,7 +129,7 @@ def sequence_clipping(
     side: Side,
     config: NegativeClipConfig,
 ) -> Tensor:
-    """Eq.9: drop every token of a response with A < 0 whose mean response-token entropy is
+    """Eq.8: drop every token of a response with A < 0 whose mean response-token entropy is
     past tau_seq. A sequence without response tokens has no mean and is left alone."""
     mean = sequence_mean(entropy, seq_index, loss_mask)
     dense = torch.unique(seq_index, return_inverse=True)[1]

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from qwenlong.rl.interfaces import StepStats
+from qwenlong.rl.interfaces import RewardResult, StepStats
 from qwenlong.rl.rollout.batch import RolloutBatch
 
 PHASES = ("generate", "score", "train", "sync")
@@ -100,6 +100,32 @@ def step_metrics(
     if train is not None:
         record.update({f"train/{key}": value for key, value in train.extra.items()})
     return record
+
+
+def decision_metrics(
+    scored: RewardResult, truncated: Tensor, penalties: Tensor
+) -> dict[str, float]:
+    """What the reward rule decided this step, as shares of the responses: paid by the rule,
+    paid by the judge, refused as overlong (`answer_max_extra_words`) or for a missing
+    `</think>`, left pending by the judge, truncated at the output limit, and truncated yet
+    paid (an answer line repeated to the limit: the rule reads after the last "answer is");
+    with DAPO's soft punishment, its mean penalty."""
+    paid = (scored.rewards > 0).tolist()
+    count = max(len(paid), 1)
+    by = [detail.get("decided_by") for detail in scored.details] or [None] * len(paid)
+    record = {
+        "decision/paid_by_rule": sum(p and b == "rule" for p, b in zip(paid, by, strict=True)),
+        "decision/paid_by_judge": sum(p and b == "judge" for p, b in zip(paid, by, strict=True)),
+        "decision/refused_overlong": by.count("overlong"),
+        "decision/refused_no_think": by.count("no_think"),
+        "decision/judge_pending": by.count("pending"),
+    }
+    shares = {key: value / count for key, value in record.items()}
+    shares["decision/truncated"] = _mean(truncated)
+    shares["decision/truncated_paid"] = _mean(truncated & (scored.rewards > 0))
+    if bool((penalties != 0).any()):
+        shares["overlong_penalty_mean"] = _mean(penalties)
+    return shares
 
 
 def timing_metrics(timer: PhaseTimer, tokens: int) -> dict[str, float]:

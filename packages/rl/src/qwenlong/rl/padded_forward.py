@@ -81,11 +81,7 @@ def pad_micro_batch(
         rows.append(torch.full_like(predicted, row))
     col_index = torch.cat(cols)
     row_index = torch.cat(rows)
-    keep = torch.unique(col_index)
-    if head_subset and keep.numel() < width:
-        slots, kept = torch.searchsorted(keep, col_index), keep.to(device)
-    else:
-        slots, kept = col_index, None
+    kept, slots = head_columns(col_index, width, head_subset, device)
     return PaddedMicroBatch(
         input_ids=ids.to(device),
         attention_mask=attention.to(device),
@@ -95,6 +91,20 @@ def pad_micro_batch(
         targets=ids[row_index, col_index + 1].to(device),
         positions=torch.cat(positions),
     )
+
+
+def head_columns(
+    columns: Tensor, width: int, head_subset: bool, device: torch.device
+) -> tuple[Tensor | None, Tensor]:
+    """(`logits_to_keep`, slot of each entry of `columns`) for a forward over `width` columns
+    whose logits are read at `columns`: the needed columns alone (ascending) when the model
+    can limit its output head and some column is not needed, else None and the columns
+    themselves. The unneeded columns of the head are the work a short response after a long
+    prompt saves."""
+    keep = torch.unique(columns)
+    if head_subset and keep.numel() < width:
+        return keep.to(device), torch.searchsorted(keep, columns)
+    return None, columns
 
 
 def score_micro_batch(

@@ -55,6 +55,11 @@ class RunPaths:
         return self.root / "heldout.jsonl"
 
     @property
+    def collapse(self) -> Path:
+        """Every collapse trip and what was done about it (qwenlong.rl.collapse)."""
+        return self.root / "collapse.jsonl"
+
+    @property
     def summary(self) -> Path:
         return self.root / "summary.json"
 
@@ -116,6 +121,9 @@ class RunPaths:
     def stage_pass_rates(self, name: str) -> Path:
         return self.stage(name) / "pass_rates.jsonl"
 
+    def stage_pre_inference(self, name: str) -> Path:
+        return self.stage(name) / "pre_inference.jsonl"
+
 
 @dataclass
 class RunPlan:
@@ -164,12 +172,14 @@ def prepare_run(config: TrainConfig, out: Path) -> RunPlan:
     if config.heldout.size and not heldout:
         raise DatasetError(f"{config.data.heldout or 'data.train'}: the held-out split is empty")
     tokenizer = load_tokenizer(config.model, what="model")
-    prompts = PromptBuilder(tokenizer)
+    prompts = PromptBuilder(tokenizer, prompts=config.prompts)
     for span in stages:
         if span.config.from_checkpoint is not None:
             check_start_weights(span.config.from_checkpoint)
         if span.config.data.retrospective is None:
-            kept, _ = select_stage_data(train, span.config.data, None, prompts.count_tokens)
+            kept, _ = select_stage_data(
+                train, span.config.data, None, prompts.count_tokens, prompts.prompts
+            )
             TaskBalancedSampler(kept, config.sampler, config.seed, f"stage {span.name} data")
     _trim_records(paths, checkpoint.step if checkpoint is not None else 0)
     return RunPlan(

@@ -41,6 +41,7 @@ from qwenlong.rl.interfaces import (
 )
 from qwenlong.rl.micro_batches import MicroBatchPlanner, equal_counts
 from qwenlong.rl.rollout.vllm_transfer import TransferPlan
+from qwenlong.rl.trained_stats import with_share_logprobs
 from qwenlong.rl.weight_sync import weight_chunks
 
 RankSpec = tuple[type, tuple[Any, ...]]
@@ -141,7 +142,8 @@ class PolicyGroup:
 
     def train_step(self, batch: PackedBatch, update: PolicyUpdate) -> StepStats:
         """One synchronous step: every share with the same `global_tokens` (and global
-        sequence count), the shares' stats summed."""
+        sequence count), the shares' stats summed and their training log-probs, when the
+        backend returns them, put back in packed order."""
         check_update_shapes(batch, update, self.name)
         mask = update.token_mask.bool()
         global_sequences = int(torch.unique(batch.sequence_index()[mask]).numel())
@@ -155,7 +157,8 @@ class PolicyGroup:
             (part, share_update, global_sequences, plan)
             for part, share_update, plan in zip(parts, updates, plans, strict=True)
         ]
-        return StepStats.sum_over_ranks(self._call_shares("train_step", calls))
+        results = self._call_shares("train_step", calls)
+        return with_share_logprobs(StepStats.sum_over_ranks(results), batch, shares, results)
 
     def sft_step(self, batch: PackedBatch, global_tokens: int) -> StepStats:
         """Cross-entropy step (SFT warm start), divided like `train_step`."""
@@ -218,6 +221,10 @@ class PolicyGroup:
         folder.mkdir(parents=True, exist_ok=True)
         self._call_all("save_optimizer_state", (str(folder),))
         (folder / OPTIMIZER_LAYOUT).write_text(json.dumps({"ranks": len(self.layouts)}) + "\n")
+
+    def set_learning_rate_scale(self, scale: float) -> None:
+        """Every rank trains at its configured learning rate x `scale` from the next step."""
+        self._call_all("set_learning_rate_scale", (scale,))
 
     def load_optimizer_state(self, folder: Path) -> None:
         """Each rank reads its own state back; written by another rank count: refused."""

@@ -11,25 +11,39 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 from typing import Any
 
-from qwenlong.core.atomic_files import write_text_atomic
 from qwenlong.core.records import TaskSample
 from qwenlong.core.rundir import RunDir, read_metrics
 from qwenlong.core.seeding import derive_seed
 from qwenlong.rl.aepo import AepoController
-from qwenlong.rl.checkpoint import Checkpoint, save_checkpoint
+from qwenlong.rl.checkpoint import Checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
+from qwenlong.rl.collapse import CollapseDetector, Trip
 from qwenlong.rl.components import Components
 from qwenlong.rl.config import TrainConfig
-from qwenlong.rl.filtering import PassRateTally, read_pass_rates
+from qwenlong.rl.filtering import PassRateTally
 from qwenlong.rl.heldout import evaluate_run_heldout
 from qwenlong.rl.metrics import plot_learning_curves
 from qwenlong.rl.plan import RunPlan
 from qwenlong.rl.rollout.registry import make_rollout
 from qwenlong.rl.sampler import TaskBalancedSampler
-from qwenlong.rl.stages import StageSpan, select_stage_data, start_weights
+from qwenlong.rl.stage_data import stage_pool
+from qwenlong.rl.stages import StageSpan, start_weights
 from qwenlong.rl.summary import HeldoutRecord, heldout_fields, heldout_metrics
 from qwenlong.rl.weight_sync import sync_weights
+
+
+class RolledBack(Exception):
+    """A collapse rolled the run back to an earlier checkpoint: iterate the stages again."""
+
+
+class Collapsed(Exception):
+    """A collapse stopped the run; the event (qwenlong.rl.collapse) is the argument."""
+
+
+def _step_of(folder: Path) -> int:
+    return int(folder.name.rsplit("_", 1)[-1])
 
 
 class TrainingSession:
@@ -41,6 +55,8 @@ class TrainingSession:
         self.rollout = make_rollout(config.rollout, parts.rollout, plan.prompts)
         self.step = 0
         self.aepo = AepoController(config.aepo)
+        self.collapse = CollapseDetector(config.collapse)
+        self._rollback_event: dict[str, Any] | None = None
         self.tally = PassRateTally()
         self.sampler: TaskBalancedSampler
         self._sampler_state: dict[str, Any] | None = None
@@ -82,7 +98,14 @@ class TrainingSession:
             self.sampler.load_state_dict(self._sampler_state)
 
     def end_step(self, step: int, span: StageSpan, metrics: dict[str, Any]) -> None:
-        """Evaluate when due, log the step, checkpoint when due."""
+        """Evaluate when due, log the step, checkpoint when due; a collapse (qwenlong.rl.collapse)
+        instead logs the step and rolls back (`RolledBack`) or stops the run (`Collapsed`)."""
+        trip = self.collapse.observe(step, metrics)
+        if trip is not None:
+            self._collapsed(trip, span, metrics)
+        if self._rollback_event is not None:
+            metrics.update({f"collapse/{k}": v for k, v in self._rollback_event.items()})
+            self._rollback_event = None
         self.step = step
         every = self.config.heldout.every
         if step == self.plan.total_steps or (every is not None and step % every == 0):
@@ -151,30 +174,33 @@ class TrainingSession:
         return str(target)
 
     def _stage_samples(self, span: StageSpan) -> list[TaskSample]:
-        """The stage's training samples: read back from its ids file on resume, else
-        filtered now (with the previous stage's pass rates) and recorded."""
-        ids_path = self.paths.stage_ids(span.name)
-        if ids_path.exists():
-            wanted = set(json.loads(ids_path.read_text(encoding="utf-8")))
-            return [s for s in self.plan.train if s.id in wanted]
-        data = span.config.data
-        rates = None
-        if data.pass_rates is not None:
-            rates = read_pass_rates(data.pass_rates)
-        elif data.retrospective is not None:
-            previous = self.plan.stages[span.index - 1]
-            rates = read_pass_rates(self.paths.stage_pass_rates(previous.name))
-        kept, report = select_stage_data(
-            self.plan.train, data, rates, self.plan.prompts.count_tokens
-        )
-        report_path = self.paths.stage_filter_report(span.name)
-        report_path.write_text(json.dumps(report, indent=1), encoding="utf-8")
-        # Written aside and renamed: a resumed run trusts this file once it exists, so a kill
-        # must never leave it there half-written.
-        write_text_atomic(ids_path, json.dumps([s.id for s in kept]))
-        return kept
+        """The stage's pool (qwenlong.rl.stage_data), measured with the weights it starts from."""
+        return stage_pool(span, self.plan, self.config, self.rollout, self.parts.reward)
 
-    def _restore(self, checkpoint: Checkpoint) -> None:
+    def _collapsed(self, trip: Trip, span: StageSpan, metrics: dict[str, Any]) -> None:
+        """Log the tripping step with the event, then roll back or stop."""
+        target = self._healthy_checkpoint(trip) if self.collapse.can_roll_back() else None
+        action = "rollback" if target is not None else "stop"
+        event = self.collapse.record_trip(trip, action, target.step if target else None)
+        metrics.update({f"collapse/{key}": value for key, value in event.items()})
+        self.run.log(trip.step, {"stage": span.name, **metrics})
+        with self.paths.collapse.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(event) + "\n")
+        if target is None:
+            raise Collapsed(event)
+        self._restore(target, resumed=False)
+        self.run.rewind(target.step)
+        self._rollback_event = event  # shown again in the first record after the rollback
+        raise RolledBack(event)
+
+    def _healthy_checkpoint(self, trip: Trip) -> Checkpoint | None:
+        """The newest checkpoint written before the symptom began, if one is kept."""
+        older = [p for p in list_checkpoints(self.paths.root) if _step_of(p) < trip.since]
+        return load_checkpoint(older[-1], self.plan.fingerprint) if older else None
+
+    def _restore(self, checkpoint: Checkpoint, resumed: bool = True) -> None:
+        """Load a checkpoint: at the start of a resumed run (the rollback changes it recorded
+        apply again), or for a rollback (the detector keeps its own, newer record)."""
         self.parts.policy.load_weights(checkpoint.weights())
         self.sync_weights()
         if checkpoint.optimizer_folder is not None:
@@ -185,6 +211,16 @@ class TrainingSession:
         self._sampler_state = checkpoint.sampler_state
         checkpoint.restore_rng()
         self.step = checkpoint.step
+        if resumed and "collapse" in checkpoint.extra:
+            self.collapse.load_state_dict(checkpoint.extra["collapse"])
+        self._apply_rollback_changes()
+
+    def _apply_rollback_changes(self) -> None:
+        """The learning rate and AEPO switch every rollback so far asked for."""
+        if self.collapse.lr_scale != 1.0:
+            self.parts.policy.set_learning_rate_scale(self.collapse.lr_scale)
+        if self.collapse.aepo_forced and not self.aepo.config.enabled:
+            self.aepo.config = self.aepo.config.model_copy(update={"enabled": True})
 
     def _save(self, step: int, span: StageSpan) -> None:
         save_checkpoint(
@@ -194,7 +230,11 @@ class TrainingSession:
             self.parts.policy.save_optimizer_state,
             self.sampler.state_dict(),
             self.aepo.state_dict(),
-            {"stage": span.name, "tally": self.tally.state_dict()},
+            {
+                "stage": span.name,
+                "tally": self.tally.state_dict(),
+                "collapse": self.collapse.state_dict(),
+            },
             self.plan.fingerprint,
             config=self.config,
             keep_last=self.config.keep_checkpoints,

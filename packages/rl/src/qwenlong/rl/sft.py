@@ -182,7 +182,8 @@ def _run_sft(
     budget the step count is open-ended."""
     first = plan.stages[0].config
     data = first.data.model_copy(update={"retrospective": None, "pass_rates": None})
-    samples, _ = select_stage_data(plan.train, data, None, plan.prompts.count_tokens)
+    count, prompts = plan.prompts.count_tokens, plan.prompts.prompts
+    samples, _ = select_stage_data(plan.train, data, None, count, prompts)
     limit = sft.max_input_tokens or first.max_input_tokens
     source = SFT_EXAMPLES.get(config.rollout.kind)(config, plan.prompts, limit)
     return sft_warm_start(

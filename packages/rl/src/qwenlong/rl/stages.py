@@ -24,6 +24,7 @@ from torch import Tensor
 
 from qwenlong.core.config import ConfigModel
 from qwenlong.core.errors import ConfigError, DatasetError
+from qwenlong.core.prompt_set import DEFAULT_PROMPTS, PromptSet
 from qwenlong.core.records import TaskSample
 from qwenlong.core.safetensors_io import read_sharded
 from qwenlong.evals.prompts import render_context
@@ -46,8 +47,9 @@ class StageDataConfig(ConfigModel):
     """Drop samples whose context is longer than this many tokens; None keeps them (they are
     middle-truncated to the stage's max_input_tokens instead)."""
     retrospective: RetroFilterConfig | None = None
-    """Retrospective difficulty filtering: drop samples the previous stage always or never
-    solved (pass rates tallied from its own rollouts). None applies none."""
+    """Retrospective difficulty filtering and sampling: drop samples the current policy always
+    or never solves at this stage's lengths (a pass@k pre-inference by default), weight the
+    hard ones earlier stages trained on. None applies none."""
     pass_rates: str | None = None
     """A pass-rate file (`PassRateTally.save` JSONL, e.g. another run's
     stages/NAME/pass_rates.jsonl) for the retrospective filter; None uses the pass rates of the
@@ -136,6 +138,7 @@ def select_stage_data(
     data: StageDataConfig,
     pass_rates: Mapping[str, float] | None,
     count_tokens: TokenCounter | None,
+    prompts: PromptSet = DEFAULT_PROMPTS,
 ) -> tuple[list[TaskSample], dict[str, Any]]:
     """The samples a stage trains on and a report of what was dropped and why.
 
@@ -161,7 +164,7 @@ def select_stage_data(
                 "stage data.retrospective needs pass rates: set data.pass_rates or put the "
                 "stage after another one"
             )
-        filtered = retrospective_filter(kept, pass_rates, data.retrospective, count_tokens)
+        filtered = retrospective_filter(kept, pass_rates, data.retrospective, count_tokens, prompts)
         report.update({f"retro_{k}": v for k, v in filtered.counts.items() if k != "kept"})
         kept = filtered.kept
     report["kept"] = len(kept)

@@ -16,14 +16,16 @@ import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import safe_open
 from torch import Tensor
 
+from qwenlong.core.config_loader import load_config_dict
 from qwenlong.core.errors import BackendError
 from qwenlong.core.interfaces import SamplingParams
-from qwenlong.core.records import Completion, Conversation
+from qwenlong.core.records import Completion, Conversation, TaskSample
 from qwenlong.core.safetensors_io import write_sharded
 from qwenlong.rl.config import POLICY_BACKENDS, ROLLOUT_BACKENDS, TrainConfig
 from qwenlong.rl.interfaces import PackedBatch, PolicyUpdate, StepStats, TokenStats, WeightStream
@@ -71,6 +73,7 @@ class ScriptedPolicy:
         self.logits = torch.nn.Parameter(_initial_logits(model_path))
         self.optimizer = torch.optim.AdamW([self.logits], lr=lr)
         self.temperature, self.loss_config = temperature, config.loss
+        self.lr = lr
 
     def forward_logprobs(self, batch: PackedBatch, mask: Tensor | None = None) -> TokenStats:
         with torch.no_grad():
@@ -93,6 +96,7 @@ class ScriptedPolicy:
             seq_index=batch.sequence_index()[mask],
             global_sequences=int(torch.unique(batch.sequence_index()[mask]).numel()),
             is_weights=None if update.is_weights is None else update.is_weights[mask],
+            token_weights=None if update.token_weights is None else update.token_weights[mask],
         )
         return self._step(loss, batch, int(mask.sum()), extra)
 
@@ -122,6 +126,11 @@ class ScriptedPolicy:
     def load_optimizer_state(self, folder: Path) -> None:
         state = torch.load(Path(folder) / "scripted.pt", weights_only=True)
         self.optimizer.load_state_dict(state)
+        self.set_learning_rate_scale(1.0)  # the configured lr wins over the saved one
+
+    def set_learning_rate_scale(self, scale: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr * scale
 
     def close(self) -> None:
         self.optimizer.zero_grad(set_to_none=True)
@@ -206,6 +215,37 @@ def start_scripted_engine(
 ) -> ScriptedRolloutEngine:
     """The `scripted` rollout backend."""
     return ScriptedRolloutEngine(model_path)
+
+
+def paris_samples(count: int) -> list[TaskSample]:
+    """Questions whose answer is always paris: a policy that reads nothing can still learn."""
+    return [
+        TaskSample(
+            id=f"q-{i}",
+            task_type="reading",
+            question=f"Where is landmark {i}?",
+            answers=["paris"],
+            context=f"Landmark {i} stands in paris.",
+        )
+        for i in range(count)
+    ]
+
+
+def scripted_config(model_dir: Path, dataset: Path, **changes: Any) -> TrainConfig:
+    """A short in-process run of the scripted backends over `dataset` (`changes` on top)."""
+    base: dict[str, Any] = {
+        "model": str(model_dir),
+        "data": {"train": [str(dataset)]},
+        "steps": 6,
+        "seed": 1,
+        "sampler": {"batch_size": 4, "tasks": ["reading"]},
+        "rollout": {"backend": "scripted", "group_size": 4, "temperature": 1.0},
+        "policy": {"backend": "scripted", "torch": {"lr": 0.2}},
+        "advantage": {"estimator": "grpo"},
+        "aepo": {"enabled": False},
+        "ray": {"enabled": False},
+    }
+    return load_config_dict({**base, **changes}, TrainConfig, "test")
 
 
 if "scripted" not in POLICY_BACKENDS:

@@ -45,6 +45,12 @@ from qwenlong.rl.losses import LossConfig, compute_loss
 from qwenlong.rl.micro_batches import MicroBatchPlanner, Plan
 from qwenlong.rl.optimizer_state import load_optimizer, save_optimizer
 from qwenlong.rl.padded_forward import accepts_logits_to_keep, pad_micro_batch, score_micro_batch
+from qwenlong.rl.shared_prefix import (
+    pad_shared_micro_batch,
+    prefix_groups,
+    score_shared_micro_batch,
+    shares_a_prompt,
+)
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -65,7 +71,10 @@ class TorchPolicyConfig(ConfigModel):
     verl's default."""
     micro_batch_tokens: int | None = Field(default=8192, ge=1)
     """Padded tokens (rows x longest row) per micro-batch: bounds activation memory. A longer
-    sequence runs alone. None: no token limit. Our choice."""
+    sequence runs alone. With `shared_prompts`, prompts x longest prompt + sequences x longest
+    response: a group shares its prompt only as far as it fits, so at the paper's lengths
+    (60K+ prompts) raise it to about prompt + G x response to share at all. None: no token
+    limit. Our choice."""
     micro_batch_size: int | None = Field(default=None, ge=1)
     """Sequences per micro-batch at most; None: no row limit. Both limits may be set."""
     temperature: float = Field(default=0.7, gt=0)
@@ -80,12 +89,26 @@ class TorchPolicyConfig(ConfigModel):
     """Torch device: "cpu", "cuda", "cuda:1", or "auto" (CUDA when present, else CPU)."""
     gradient_checkpointing: bool = False
     """Recompute each layer's activations in the backward pass: less memory, ~30% more time."""
+    shared_prompts: bool = True
+    """Run each prompt once for all the sequences that begin with it (a group's G responses),
+    the responses then reading its KV cache, rather than once per sequence: the same log-probs
+    and gradients (qwenlong.rl.shared_prefix) for about 1/G of the prompt's work, which is
+    most of the work on long prompts. Ignored under gradient_checkpointing, which drops the
+    cache. Ours."""
     torch_threads: int | None = None
     """torch intra-op threads for this rank; set 1 when several ranks share few cores."""
     allreduce_bucket_mb: float = Field(default=64.0, gt=0)
     """Gradients are summed across ranks in flat buckets of about this size. Our choice."""
     loss: LossConfig = LossConfig()
     """The policy loss (qwenlong.rl.losses): clipping, KL, aggregation."""
+
+    def planner(self) -> MicroBatchPlanner:
+        """The micro-batch plan of these limits; the policy group plans with the same one."""
+        return MicroBatchPlanner(
+            self.micro_batch_tokens,
+            self.micro_batch_size,
+            shared_prompts=self.shared_prompts and not self.gradient_checkpointing,
+        )
 
 
 class TorchPolicy:
@@ -142,7 +165,7 @@ class TorchPolicy:
     @property
     def planner(self) -> MicroBatchPlanner:
         """This rank's micro-batch limits (the group plans with the same ones)."""
-        return MicroBatchPlanner(self.config.micro_batch_tokens, self.config.micro_batch_size)
+        return self.config.planner()
 
     @torch.no_grad()
     def forward_logprobs(
@@ -184,7 +207,8 @@ class TorchPolicy:
         holding one are run through the model. `global_sequences` (sequences of the global
         batch with a token in the mask) is needed by the sequence-level loss aggregations; by
         default it is counted in `batch`, right only when `batch` is the whole global batch.
-        `loss` and `extra` are this rank's contributions: sum them over ranks.
+        `loss` and `extra` are this rank's contributions: sum them over ranks. The log-probs
+        the loss saw come back too (qwenlong.rl.trained_stats): on-policy they are pi_old.
         """
         check_batch(batch, self.vocab_size, self.where)
         mask = check_update(batch, update, self.where)
@@ -195,7 +219,9 @@ class TorchPolicy:
         self.model.train()
         total = 0.0
         extra: dict[str, float] = {}
+        seen = torch.full((batch.num_tokens,), float("nan"), dtype=torch.float32)
         for pos, logprobs, _ in self._score(batch, mask, self.config.temperature, plan):
+            seen[pos] = logprobs.detach().float().cpu()
             loss, stats = compute_loss(
                 logprobs,
                 _pick(update.old_logprobs, pos, self.device),
@@ -207,13 +233,14 @@ class TorchPolicy:
                 seq_index=sequence_index[pos].to(self.device),
                 global_sequences=global_sequences,
                 is_weights=_pick(update.is_weights, pos, self.device),
+                token_weights=_pick(update.token_weights, pos, self.device),
             )
             loss.backward()
             total += float(loss.detach())
             for key, value in stats.items():
                 extra[key] = extra.get(key, 0.0) + value
         grad_norm = self._apply_gradients(extra)
-        return StepStats(total, grad_norm, batch.num_tokens, int(mask.sum()), extra)
+        return StepStats(total, grad_norm, batch.num_tokens, int(mask.sum()), extra, seen)
 
     def sft_step(
         self, batch: PackedBatch, global_tokens: int, micro_batches: Plan | None = None
@@ -263,6 +290,11 @@ class TorchPolicy:
         """Read this rank's AdamW state from `folder`; the config's settings win."""
         load_optimizer(self.optimizer, folder, self.rank, self._optimizer_settings(), self.where)
 
+    def set_learning_rate_scale(self, scale: float) -> None:
+        """The configured lr x `scale` from the next step on."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.config.lr * scale
+
     def save_pretrained(self, out_dir: str | Path) -> Path:
         """Write the model (safetensors, HF layout) and its tokenizer to `out_dir`, loadable by
         `AutoModelForCausalLM` and the `hf` chat backend."""
@@ -296,22 +328,23 @@ class TorchPolicy:
         group evens out the counts of all ranks) has nothing to run here: the gradients are
         summed once per step, not per micro-batch. Log-probs carry gradient when autograd is
         on, so a caller can backward each micro-batch's loss before the next one is built.
+        A micro-batch whose sequences share a prompt runs it once (qwenlong.rl.shared_prefix).
         """
+        share = self.planner.shared_prompts
+        layout = {"pad_id": self.pad_id, "device": self.device, "head_subset": self._head_subset}
+        chunk = self.config.entropy_chunk_size
         for micro in plan:
             if not micro:
                 continue
-            padded = pad_micro_batch(
-                batch,
-                micro,
-                wanted,
-                pad_id=self.pad_id,
-                device=self.device,
-                head_subset=self._head_subset,
-            )
-            logprobs, entropy = score_micro_batch(
-                self.model, padded, temperature, self.config.entropy_chunk_size
-            )
-            yield padded.positions, logprobs, entropy
+            groups = prefix_groups(batch, micro) if share else []
+            if shares_a_prompt(groups):
+                shared = pad_shared_micro_batch(batch, groups, wanted, **layout)
+                logprobs, entropy = score_shared_micro_batch(self.model, shared, temperature, chunk)
+                yield shared.positions, logprobs, entropy
+            else:
+                padded = pad_micro_batch(batch, micro, wanted, **layout)
+                logprobs, entropy = score_micro_batch(self.model, padded, temperature, chunk)
+                yield padded.positions, logprobs, entropy
 
     def _apply_gradients(self, extra: dict[str, float]) -> float:
         """Sum gradients over ranks, clip, step, zero; return the pre-clip global norm.

@@ -22,7 +22,7 @@ from torch import Tensor
 from qwenlong.core.errors import BackendError
 from qwenlong.core.hf_weights import ChunkedStream, export_hf_weights, hf_weight_names
 from qwenlong.rl.interfaces import PackedBatch, PolicyUpdate, RankLayout, StepStats, TokenStats
-from qwenlong.rl.micro_batches import MicroBatchPlanner, Plan
+from qwenlong.rl.micro_batches import Plan
 from qwenlong.rl.policy_group import PolicyGroup, rendezvous_address
 from qwenlong.rl.rollout.vllm_transfer import ExportOrder, RankSender, TransferPlan
 from qwenlong.rl.torch_policy import TorchPolicy, TorchPolicyConfig, resolve_device
@@ -125,6 +125,9 @@ class TorchPolicyRank:
     def load_optimizer_state(self, folder: str) -> None:
         self._policy().load_optimizer_state(folder)
 
+    def set_learning_rate_scale(self, scale: float) -> None:
+        self._policy().set_learning_rate_scale(scale)
+
     def close(self) -> None:
         """Leave the process group and drop the model."""
         if self.world_size > 1 and dist.is_initialized():
@@ -146,7 +149,7 @@ def start_torch_policy(
     workers = config.policy.num_workers
     return PolicyGroup(
         [(TorchPolicyRank, (model_path, torch_config, rank, workers)) for rank in range(workers)],
-        MicroBatchPlanner(torch_config.micro_batch_tokens, torch_config.micro_batch_size),
+        torch_config.planner(),
         num_cpus_per_rank=config.policy.num_cpus_per_worker,
         num_gpus_per_rank=config.policy.num_gpus_per_worker,
         in_process=not config.ray.enabled,

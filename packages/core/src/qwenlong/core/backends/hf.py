@@ -2,9 +2,9 @@
 
 This is the backend of every CPU test and of RL rollouts on the torch path, so its log-probs
 must be exactly what the policy recomputes: for each returned token, log_softmax(logits / T) of
-the full vocabulary at the sampled id (T = 1 for greedy). top-p truncation changes which token is
-drawn but is not reflected in the reported log-prob, because the policy's recomputation has no
-truncation either.
+the full vocabulary at the sampled id (T = 1 for greedy), and the entropy of that same
+distribution. top-p truncation changes which token is drawn but is not reflected in the
+reported log-prob or entropy, because the policy's recomputation has no truncation either.
 
 Decoding is a KV-cached loop (`qwenlong.core.backends.hf_decode`) rather than `model.generate`,
 so that every step is visible and requests can join and leave a running batch: the prompt of each
@@ -134,8 +134,9 @@ class HFChatModel:
         enter one decode batch shortest prompt first, at most `batch_size` at a time, each
         taking the place of one that finished (left padded; padding changes no output).
         `token_ids` end with the eos token when one was generated, or with the token that
-        completed a stop string (the text is cut before the stop string); `logprobs` are
-        filled when `sampling.logprobs`. Without a seed, one random seed serves the call.
+        completed a stop string (the text is cut before the stop string); `logprobs` and
+        `entropies` (of the same tempered distribution) are filled when `sampling.logprobs`.
+        Without a seed, one random seed serves the call.
         """
         batch = self.decoder()
         check_sampling(sampling)

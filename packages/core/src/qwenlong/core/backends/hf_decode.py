@@ -52,6 +52,7 @@ class _Row:
     seed: int
     token_ids: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
+    entropies: list[float] = field(default_factory=list)
     finish_reason: str | None = None
 
 
@@ -183,15 +184,17 @@ class DecodeBatch(Generic[Key]):
         seeds = np.array([row.seed for row in rows], dtype=np.uint64)
         counters = np.array([len(row.token_ids) for row in rows], dtype=np.uint64)
         with torch.inference_mode():
-            tokens, logprobs = choose_tokens(
+            tokens, logprobs, entropy = choose_tokens(
                 state.logits, temperature.to(device), top_p.to(device), uniforms(seeds, counters)
             )
         going: list[int] = []
         finished: list[_Request] = []
-        for k, (token, logprob) in enumerate(zip(tokens.tolist(), logprobs.tolist(), strict=True)):
+        chosen = zip(tokens.tolist(), logprobs.tolist(), entropy.tolist(), strict=True)
+        for k, (token, logprob, token_entropy) in enumerate(chosen):
             row = rows[k]
             row.token_ids.append(token)
             row.logprobs.append(logprob)
+            row.entropies.append(token_entropy)
             row.finish_reason = self._finish_reason(row)
             if row.finish_reason is None:
                 going.append(k)
@@ -315,6 +318,7 @@ class DecodeBatch(Generic[Key]):
             logprobs=row.logprobs if sampling.logprobs else None,
             finish_reason=row.finish_reason or "length",
             prompt_tokens=row.prompt_tokens,
+            entropies=row.entropies if sampling.logprobs else None,
         )
 
 

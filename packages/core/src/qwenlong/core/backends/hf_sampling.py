@@ -10,6 +10,7 @@ share the batch, which is what lets requests with different seeds and settings d
 from __future__ import annotations
 
 import hashlib
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -40,19 +41,32 @@ def uniforms(seeds: np.ndarray, step: int | np.ndarray) -> torch.Tensor:
     return torch.from_numpy((z >> np.uint64(11)).astype(np.float64) * 2.0**-53)
 
 
+class Choice(NamedTuple):
+    """One sampled token per row, with what the RL trainer reads of its distribution."""
+
+    tokens: torch.Tensor
+    """[rows] int64 token ids."""
+    logprobs: torch.Tensor
+    """[rows] log-prob of each token under log_softmax(logits / T), untruncated."""
+    entropy: torch.Tensor
+    """[rows] full-vocabulary entropy of that same distribution (nats)."""
+
+
 def choose_tokens(
     logits: torch.Tensor,
     temperature: float | torch.Tensor,
     top_p: float | torch.Tensor,
     uniform: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pick one token per row and return it with its log-prob under log_softmax(logits / T).
+) -> Choice:
+    """Pick one token per row; return it with its log-prob under log_softmax(logits / T) and
+    the entropy of that distribution.
 
     `temperature` and `top_p` are one value for all rows or one per row. Greedy rows (T = 0)
-    take the argmax and report the T = 1 log-prob. Other rows sort tokens by probability, keep
-    the smallest prefix whose mass reaches their `top_p` (at least one token), and map their
-    uniform number through the kept tokens' cumulative mass (inverse-CDF sampling). The
-    reported log-prob is from the full, untruncated distribution.
+    take the argmax and report the T = 1 log-prob and entropy. Other rows sort tokens by
+    probability, keep the smallest prefix whose mass reaches their `top_p` (at least one token),
+    and map their uniform number through the kept tokens' cumulative mass (inverse-CDF
+    sampling). The reported log-prob and entropy are of the full, untruncated distribution:
+    what the policy recomputes (qwenlong.rl.entropy), which has no truncation either.
     """
     rows = logits.shape[0]
     temperature = torch.as_tensor(temperature, dtype=logits.dtype, device=logits.device)
@@ -62,9 +76,12 @@ def choose_tokens(
     # Dividing by exactly 1 leaves a greedy row's logits bit for bit as they are.
     scaled = logits / torch.where(greedy, torch.ones_like(temperature), temperature)[:, None]
     logprobs = torch.log_softmax(scaled, dim=-1)
+    probs = logprobs.exp()
+    # Masked vocabulary entries (-inf) have p = 0; clamping keeps 0 * log p at 0, not NaN.
+    entropy = -(probs * logprobs.clamp(min=torch.finfo(logprobs.dtype).min)).sum(dim=-1)
     tokens = logits.argmax(dim=-1)
     if not bool(greedy.all()):
-        sorted_probs, order = logprobs.exp().sort(dim=-1, descending=True)
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
         mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs
         kept = torch.where(mass_before < top_p[:, None], sorted_probs, 0.0)
         cdf = kept.cumsum(dim=-1)
@@ -72,4 +89,4 @@ def choose_tokens(
         last_kept = (kept > 0).sum(dim=-1, keepdim=True).clamp(min=1) - 1
         position = torch.searchsorted(cdf, target, right=True).clamp(max=last_kept)
         tokens = torch.where(greedy, tokens, order.gather(-1, position)[:, 0])
-    return tokens, logprobs.gather(-1, tokens[:, None])[:, 0]
+    return Choice(tokens, logprobs.gather(-1, tokens[:, None])[:, 0], entropy)

@@ -84,6 +84,9 @@ class DistributedAdam:
         norm = float(norm) if norm is not None else math.inf
         return norm, bool(applied) and math.isfinite(norm)
 
+    def set_lr(self, lr: float) -> None:
+        _set_lr(self.optimizer, lr)
+
     def weights_changed(self) -> None:
         """Copy the model's new weights into the float32 main weights."""
         self.optimizer.reload_model_params()
@@ -111,6 +114,13 @@ class DistributedAdam:
                 f"{where}: cannot load optimizer state {path} (saved in another layout?): "
                 f"{first_line(err)}"
             ) from None
+
+
+def _set_lr(optimizer: Any, lr: float) -> None:
+    """Megatron's param groups carry `lr` (and, for its scheduler, `max_lr`/`min_lr`, unused
+    here: no scheduler runs, the paper's lr is constant)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
 
 
 def _parts(optimizer: Any) -> list[Any]:

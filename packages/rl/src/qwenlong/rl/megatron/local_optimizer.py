@@ -62,6 +62,10 @@ class LocalAdamW:
         self.params = [role.param for role in self.roles]
         self.optimizer = torch.optim.AdamW(self.params, **adam_settings(config))
 
+    def set_lr(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
     def step(self) -> tuple[float, bool]:
         from megatron.core import parallel_state as ps
 

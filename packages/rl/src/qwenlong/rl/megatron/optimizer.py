@@ -50,6 +50,10 @@ class RankOptimizer(Protocol):
         """Read this rank's state back (same layout); CheckpointError naming `where`."""
         ...
 
+    def set_lr(self, lr: float) -> None:
+        """Step with learning rate `lr` from now on."""
+        ...
+
 
 OPTIMIZERS: Registry[Any] = Registry("policy.megatron optimizer")
 """{name: class(model, config) -> RankOptimizer}; chosen by `optimizer_name`."""

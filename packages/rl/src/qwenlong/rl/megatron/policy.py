@@ -210,6 +210,7 @@ class MegatronPolicyRank:
                 seq_index=sequence_index[positions].to(device),
                 global_sequences=global_sequences,
                 is_weights=_pick(update.is_weights, positions, device),
+                token_weights=_pick(update.token_weights, positions, device),
             )
             total += float(loss.detach())
             for key, value in stats.items():
@@ -300,6 +301,9 @@ class MegatronPolicyRank:
 
     def load_optimizer_state(self, folder: str) -> None:
         self.optimizer.load(folder, self.rank, self.where)
+
+    def set_learning_rate_scale(self, scale: float) -> None:
+        self.optimizer.set_lr(self.config.lr * scale)
 
     # --- internals ----------------------------------------------------------------------
 

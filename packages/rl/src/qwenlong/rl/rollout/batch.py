@@ -63,6 +63,11 @@ class RolloutBatch:
     prompt tokens); None unless every response came with its log-probs. The policy's own
     log-probs of the same tokens differ by the training-inference mismatch
     (qwenlong.rl.rollout_correction)."""
+    rollout_entropy: Tensor | None = None
+    """[N] float32: the full-vocabulary entropy of the distribution each response token was
+    sampled from (NaN on prompt tokens); None unless every response came with its entropies
+    (the hf engine reports them, vLLM cannot). Strictly on-policy these are the policy's own
+    entropies (qwenlong.rl.rollout_stats)."""
 
     @classmethod
     def from_trajectories(
@@ -86,6 +91,7 @@ class RolloutBatch:
         prompts: list[list[int]] = []
         responses: list[list[int]] = []
         engine_logprobs: list[list[float] | None] = []
+        engine_entropies: list[list[float] | None] = []
         trajectory_of: list[int] = []
         finals: list[Completion] = []
         for b, (sample, group) in enumerate(zip(samples, trajectories, strict=True)):
@@ -103,6 +109,7 @@ class RolloutBatch:
                     prompts.append(list(sequence.prompt_ids))
                     responses.append(list(sequence.completion.token_ids))
                     engine_logprobs.append(sequence.completion.logprobs)
+                    engine_entropies.append(sequence.completion.entropies)
                     trajectory_of.append(b * size + g)
                 finals.append(trajectory[-1].completion)
         flat_samples = [sample for sample in samples for _ in range(size)]
@@ -121,7 +128,8 @@ class RolloutBatch:
             packed=packed,
             group_size=size,
             trajectory_of=None if one_each else torch.tensor(trajectory_of, dtype=torch.long),
-            rollout_logprobs=_packed_logprobs(packed, responses, engine_logprobs),
+            rollout_logprobs=_packed_responses(packed, responses, engine_logprobs),
+            rollout_entropy=_packed_responses(packed, responses, engine_entropies),
         )
 
     def per_sequence(self, values: Tensor) -> Tensor:
@@ -144,16 +152,17 @@ class RolloutBatch:
         return torch.tensor([c.finish_reason == "length" for c in self.completions])
 
 
-def _packed_logprobs(
-    packed: PackedBatch, responses: list[list[int]], logprobs: list[list[float] | None]
+def _packed_responses(
+    packed: PackedBatch, responses: list[list[int]], per_token: list[list[float] | None]
 ) -> Tensor | None:
-    """The engine's per-token log-probs laid out like `packed` (NaN on prompt tokens); None
-    when a response has none, or not one per token (an engine that was not asked for them)."""
-    if any(lp is None or len(lp) != len(r) for lp, r in zip(logprobs, responses, strict=True)):
+    """The engine's per-response-token values (log-probs, entropies) laid out like `packed`
+    (NaN on prompt tokens); None when a response has none, or not one per token (an engine
+    that was not asked for them, or cannot give them)."""
+    if any(v is None or len(v) != len(r) for v, r in zip(per_token, responses, strict=True)):
         return None
     values = torch.full((packed.num_tokens,), float("nan"), dtype=torch.float32)
     ends = packed.cu_seqlens[1:]
-    for end, response, lp in zip(ends.tolist(), responses, logprobs, strict=True):
+    for end, response, v in zip(ends.tolist(), responses, per_token, strict=True):
         if response:
-            values[end - len(response) : end] = torch.tensor(lp, dtype=torch.float32)
+            values[end - len(response) : end] = torch.tensor(v, dtype=torch.float32)
     return values

@@ -3,7 +3,8 @@
 Rollouts and training must agree on two things for the on-policy ratio to be 1: the tokens
 (the policy is trained on exactly the ids the engine sampled, after exactly the prompt ids it
 fed the model) and the distribution (both report log_softmax(logits / T) of the full
-vocabulary). `prompt_ids` therefore renders prompts with the chat backend's own encoder rather
+vocabulary, and its entropy, which strictly on-policy spares the trainer a pass of its own:
+qwenlong.rl.rollout_stats). `prompt_ids` therefore renders prompts with the chat backend's own encoder rather
 than a re-implementation of it, and new weights are copied into the engine's model in place,
 strictly, from the HF on-disk names every policy exports (qwenlong.core.hf_weights).
 """
@@ -44,8 +45,8 @@ class HFRolloutEngine:
     def generate(
         self, conversations: Sequence[Conversation], sampling: SamplingParams
     ) -> list[list[Completion]]:
-        """`sampling.n` completions per conversation, each with token ids (and log-probs when
-        `sampling.logprobs`), in input order. With a seed, a conversation's completions do
+        """`sampling.n` completions per conversation, each with token ids (and log-probs and
+        entropies when `sampling.logprobs`), in input order. With a seed, a conversation's completions do
         not depend on the other conversations in the call (the hf backend's per-row streams)."""
         return self.chat.generate(conversations, sampling)
 
