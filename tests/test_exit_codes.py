@@ -140,3 +140,20 @@ def test_memagent_outcome_counts_skipped_samples(tmp_path: Path) -> None:
     predictions.write_text("")
     with pytest.raises(RunIncomplete, match=r"^incomplete: read 0 samples from data\.parquet$"):
         check_memagent_complete({"samples": 0}, predictions, config)
+
+
+def test_a_training_run_stopped_by_a_collapse_exits_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The trainer's own behaviour is tested in packages/rl/tests/test_collapse.py; here, that
+    its "stopped" summary becomes exit 3 with one line naming the symptom."""
+    import qwenlong.app.input_checks as input_checks
+    import qwenlong.rl.trainer as trainer
+
+    stopped = {"symptom": "entropy_collapse", "since": 2, "step": 4, "action": "stop"}
+    monkeypatch.setattr(trainer, "train", lambda config, out: {"steps": 3, "stopped": stopped})
+    monkeypatch.setattr(input_checks, "check_train_inputs", lambda config: None)
+    config = write_yaml(tmp_path / "train.yaml", "model: m\ndata: {train: [d]}\nsteps: 4\n")
+    code, err = run_cli(["train", str(config), "--out", str(tmp_path / "run")], capsys)
+    assert code == INCOMPLETE
+    assert err[-1].startswith("incomplete: collapse: entropy_collapse from step 2 to step 4")
