@@ -23,6 +23,8 @@ from qwenlong.core.records import Document, TaskSample
 
 CountTokens = Callable[[str], int]
 """Length of a text in the target tokenizer's tokens."""
+CountBatch = Callable[[Sequence[str]], list[int]]
+"""Lengths of many texts at once, in order: one call a fast tokenizer spreads over every core."""
 
 
 @dataclass(frozen=True)
@@ -60,10 +62,25 @@ class Corpus:
 
     documents: list[Document]
     count_tokens: CountTokens
+    count_batch: CountBatch | None = None
+    """Counts many texts in one call; None counts them one at a time with `count_tokens`."""
+    additive_at_word_ends: bool = False
+    """Whether count(x + y) == count(x) + count(y) whenever x ends with an ASCII letter and y
+    starts with a space or a newline. Then assembly counts a finished context from its
+    documents' known counts and the text around each join instead of encoding it whole
+    (`assemble.joins`), trusting the documents' cached `n_tokens` as exact.
+    `assemble.word_ends.tokenizer_corpus` sets it only for tokenizers whose structure proves
+    it; a wrong True gives wrong lengths."""
     by_id: dict[str, Document] = field(init=False)
 
     def __post_init__(self) -> None:
         self.by_id = {d.id: d for d in self.documents}
+
+    def count_many(self, texts: Sequence[str]) -> list[int]:
+        """Token counts of `texts`, in one batch call where the corpus has one."""
+        if self.count_batch is not None:
+            return self.count_batch(texts)
+        return [self.count_tokens(text) for text in texts]
 
     def tokens(self, doc: Document) -> int:
         if doc.n_tokens is None:

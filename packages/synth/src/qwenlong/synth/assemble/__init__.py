@@ -10,6 +10,8 @@ from qwenlong.synth.assemble.extend import (
     cut_to_tokens,
     extend_context,
 )
+from qwenlong.synth.assemble.joins import ContextCounter
+from qwenlong.synth.assemble.word_ends import additive_at_word_ends, tokenizer_corpus
 
 __all__ = [
     "TARGET_ASSIGNMENTS",
@@ -17,7 +19,10 @@ __all__ = [
     "AssemblyConfig",
     "AssemblyResult",
     "AssemblySkip",
+    "ContextCounter",
+    "additive_at_word_ends",
     "assemble_samples",
     "cut_to_tokens",
     "extend_context",
+    "tokenizer_corpus",
 ]

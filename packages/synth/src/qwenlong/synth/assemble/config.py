@@ -50,8 +50,8 @@ class AssemblyConfig(ConfigModel):
     dialogue's length is set by its generator."""
     max_corrections: int = Field(default=2, ge=0)
     """Times the last distractor is re-cut when the exact count of the joined context misses the
-    tolerance (tokens merging across separators). Each costs one more full tokenization; the
-    estimate is normally close enough that none is needed. Our choice."""
+    tolerance (tokens merging across separators). Each costs one more exact count of the
+    context; the estimate is normally close enough that none is needed. Our choice."""
 
     @field_validator("target_lengths")
     @classmethod

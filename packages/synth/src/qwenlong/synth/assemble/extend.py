@@ -6,10 +6,12 @@
       -> one exact count of the whole context, which must be within the tolerance
 
 Lengths are planned from per-document token counts (cached on the `Document`, counted once per
-corpus) plus the separator's count, so a 128K-token context is tokenized once, for the final
-check. Tokens can merge across a separator, which makes the plan and the exact count differ by a
-few tokens; when that gap exceeds the tolerance, the cut distractor is re-cut by the gap and the
-context counted again (`AssemblyConfig.max_corrections`).
+corpus) plus the separator's count. The exact count of the finished context comes from
+`assemble.joins`: with a tokenizer additive at word ends, the planned counts plus the text
+around each join, encoded in one batch call; otherwise the whole context, encoded with the
+other contexts of its batch in one call. Tokens can merge across a separator, which makes the
+plan and the exact count differ by a few tokens; when that gap exceeds the tolerance, the cut
+distractor is re-cut by the gap and the context counted again (`AssemblyConfig.max_corrections`).
 
 Evidence positions are recorded in `meta["evidence_positions"]`: a JSON list, in
 `provenance.source_documents` order (repeats removed; for a sample extended around its own
@@ -27,7 +29,7 @@ import dataclasses
 import json
 import random
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from qwenlong.core.errors import DatasetError
@@ -36,12 +38,19 @@ from qwenlong.core.registry import Registry
 from qwenlong.core.seeding import derive_rng
 from qwenlong.evals.prompts import render_context
 from qwenlong.synth.assemble.config import AssemblyConfig
+from qwenlong.synth.assemble.joins import ContextCounter, Counted
 from qwenlong.synth.interfaces import Corpus, CountTokens, Drop
 
 TargetAssigner = Callable[[int, Sequence[int], random.Random], int]
 """(position of the sample in the batch, target lengths, the sample's rng) -> its target."""
 
 TARGET_ASSIGNMENTS: Registry[TargetAssigner] = Registry("target-length assignment")
+
+BATCH_TOKENS = 1 << 20
+"""Target tokens of the samples whose contexts are counted in one call: enough contexts to keep
+every core busy when they are encoded whole (eight of 128K), whose encodings then peak at about
+200 MB (measured with the tiny model's tokenizer). Counted by joins, a batch holds only short
+texts. Results do not depend on it."""
 
 
 @TARGET_ASSIGNMENTS.register("round_robin")
@@ -80,6 +89,23 @@ class _Piece:
     full_tokens: int = 0
     rank: int = -1
     """For evidence: its index in the evidence list, which follows the source order."""
+    exact: bool = True
+    """Whether `tokens` is this text's count in the corpus's tokenizer; False for a sample's
+    own context whose carried `context_tokens` planned it, so the final count encodes it."""
+
+
+@dataclass
+class _Plan:
+    """A sample's context laid out to its target, before its exact count."""
+
+    sample: TaskSample
+    target: int
+    pieces: list[_Piece]
+    adjustable: _Piece | None
+    """The last distractor drawn, re-cut when the exact count misses the tolerance."""
+
+    def counted(self) -> list[Counted]:
+        return [(p.text, p.tokens if p.exact else None) for p in self.pieces]
 
 
 def _random_order(pool: Sequence[Document], rng: random.Random) -> Iterator[Document]:
@@ -132,9 +158,45 @@ class Assembler:
         for doc in corpus.documents:
             self._by_domain.setdefault(doc.domain, []).append(doc)
         self._lowered: dict[str, str] = {}
+        self._counter = ContextCounter(corpus, config.separator)
 
     def extend(self, sample: TaskSample, target: int, rng: random.Random) -> TaskSample:
         """`sample` with its context built to `target` tokens; raises `AssemblySkip` when it can't."""
+        (built,) = self.extend_batch([(sample, target, rng)])
+        if isinstance(built, AssemblySkip):
+            raise built
+        return built
+
+    def extend_batch(
+        self, jobs: Sequence[tuple[TaskSample, int, random.Random]]
+    ) -> list[TaskSample | AssemblySkip]:
+        """Each (sample, target, rng) extended, or the `AssemblySkip` saying why it could not be.
+
+        Every context is planned first and all are counted in one call, which is what lets a
+        fast tokenizer use every core; each sample draws only from its own rng, so the result
+        is the same as extending them one by one.
+        """
+        planned: list[TaskSample | AssemblySkip | _Plan] = []
+        for sample, target, rng in jobs:
+            try:
+                planned.append(self._plan(sample, target, rng))
+            except AssemblySkip as skip:
+                planned.append(skip)
+        plans = [p for p in planned if isinstance(p, _Plan)]
+        exact = iter(self._counter.count([plan.counted() for plan in plans]))
+        built: list[TaskSample | AssemblySkip] = []
+        for item in planned:
+            if not isinstance(item, _Plan):
+                built.append(item)
+                continue
+            try:
+                built.append(self._settle(item, next(exact)))
+            except AssemblySkip as skip:
+                built.append(skip)
+        return built
+
+    def _plan(self, sample: TaskSample, target: int, rng: random.Random) -> TaskSample | _Plan:
+        """The context's layout, or the sample itself when it passes through unextended."""
         own_input = not sample.provenance.source_documents and (
             bool(sample.context) or bool(sample.documents)
         )
@@ -158,8 +220,7 @@ class Assembler:
                 f"corpus ran out of distractors {unfilled} tokens short of the target {target}",
             )
         pieces = self._arrange(evidence, distractors, rng)
-        context, exact = self._join_checked(pieces, distractors, target)
-        return self._finish(sample, pieces, context, exact, target)
+        return _Plan(sample, target, pieces, distractors[-1] if distractors else None)
 
     def _evidence(self, sample: TaskSample) -> list[_Piece]:
         """The sample's source documents, else its own context or each of its own documents."""
@@ -172,7 +233,9 @@ class Assembler:
                 )
             known = sample.context_tokens if sample.context else None
             return [
-                _Piece("", text, known or self.corpus.count_tokens(text), True, rank=rank)
+                _Piece("", text, known, True, rank=rank, exact=False)
+                if known
+                else _Piece("", text, self.corpus.count_tokens(text), True, rank=rank)
                 for rank, text in enumerate(texts)
             ]
         pieces = []
@@ -272,19 +335,17 @@ class Assembler:
             arranged.extend(slot)
         return arranged
 
-    def _join_checked(
-        self, pieces: list[_Piece], distractors: list[_Piece], target: int
-    ) -> tuple[str, int]:
-        """Join the pieces, count once; re-cut the last distractor while off by more than allowed."""
+    def _settle(self, plan: _Plan, exact: int) -> TaskSample:
+        """The finished sample; while `exact` is off by more than allowed, re-cut and recount."""
         count = self.corpus.count_tokens
+        target, adjustable = plan.target, plan.adjustable
         slack = self.config.tolerance * target
         for attempt in range(self.config.max_corrections + 1):
-            context = self.config.separator.join(p.text for p in pieces if p.text)
-            exact = count(context)
+            if attempt:
+                (exact,) = self._counter.count([plan.counted()])
             gap = exact - target
             if abs(gap) <= slack:
-                return context, exact
-            adjustable = distractors[-1] if distractors else None
+                return self._finish(plan, exact)
             if adjustable is None or attempt == self.config.max_corrections:
                 break
             full_text = adjustable.full_text or adjustable.text
@@ -296,9 +357,9 @@ class Assembler:
             "length_mismatch", f"context is {exact} tokens, target {target} +- {slack:.0f}"
         )
 
-    def _finish(
-        self, sample: TaskSample, pieces: list[_Piece], context: str, exact: int, target: int
-    ) -> TaskSample:
+    def _finish(self, plan: _Plan, exact: int) -> TaskSample:
+        sample, pieces = plan.sample, plan.pieces
+        context = self.config.separator.join(p.text for p in pieces if p.text)
         spans: dict[int, list[int]] = {}
         chars: dict[int, list[int]] = {}
         start = char = 0
@@ -314,7 +375,7 @@ class Assembler:
             "evidence_positions": json.dumps([spans[r] for r in range(len(spans))]),
             "evidence_chars": json.dumps([chars[r] for r in range(len(chars))]),
             "context_documents": json.dumps([p.doc_id for p in pieces if p.doc_id and p.text]),
-            "target_tokens": str(target),
+            "target_tokens": str(plan.target),
         }
         return dataclasses.replace(
             sample, context=context, documents=[], context_tokens=exact, meta=meta
@@ -369,12 +430,33 @@ def assemble_samples(
     base = rng.getrandbits(64)
     kept: list[TaskSample] = []
     drops: list[Drop] = []
-    for index, sample in enumerate(samples):
-        sample_rng = derive_rng(base, sample.id)
-        target = assign(index, config.target_lengths, sample_rng)
-        try:
-            kept.append(assembler.extend(sample, target, sample_rng))
-        except AssemblySkip as skip:
-            drops.append(Drop.of(sample, skip.reason, "assemble", skip.detail))
+
+    def jobs() -> Iterator[tuple[TaskSample, int, random.Random]]:
+        for index, sample in enumerate(samples):
+            sample_rng = derive_rng(base, sample.id)
+            yield sample, assign(index, config.target_lengths, sample_rng), sample_rng
+
+    for batch in _batches(jobs(), BATCH_TOKENS):
+        for (sample, _, _), built in zip(batch, assembler.extend_batch(batch), strict=True):
+            if isinstance(built, AssemblySkip):
+                drops.append(Drop.of(sample, built.reason, "assemble", built.detail))
+            else:
+                kept.append(built)
     lengths = "/".join(str(n) for n in config.target_lengths)
     return AssemblyResult(kept, drops, f"extended to {lengths} tokens ({config.target_assignment})")
+
+
+def _batches(
+    jobs: Iterable[tuple[TaskSample, int, random.Random]], max_tokens: int
+) -> Iterator[list[tuple[TaskSample, int, random.Random]]]:
+    """Consecutive jobs whose targets sum to at most `max_tokens` (at least one job each)."""
+    batch: list[tuple[TaskSample, int, random.Random]] = []
+    total = 0
+    for job in jobs:
+        if batch and total + job[1] > max_tokens:
+            yield batch
+            batch, total = [], 0
+        batch.append(job)
+        total += job[1]
+    if batch:
+        yield batch

@@ -37,11 +37,11 @@ from qwenlong.evals.interfaces import Judge
 from qwenlong.evals.judge import LLMJudge
 from qwenlong.evals.truncation import HFTokenCounter
 from qwenlong.synth.assemble.extend import assemble_samples
+from qwenlong.synth.assemble.word_ends import tokenizer_corpus
 from qwenlong.synth.config import SynthConfig
 from qwenlong.synth.filter.balance import balance_by_difficulty
 from qwenlong.synth.filter.decontam import decontaminate, load_eval_texts
 from qwenlong.synth.filter.dedup import remove_near_duplicates
-from qwenlong.synth.interfaces import Corpus
 from qwenlong.synth.pipeline.generators import GeneratorInputs
 from qwenlong.synth.pipeline.stages import (
     corpus_stage,
@@ -105,7 +105,7 @@ def _synthesize(
     modes: dict[str, str] = {}
 
     documents, modes["corpus"] = corpus_stage(config, out, count)
-    corpus = Corpus(documents, count)
+    corpus = tokenizer_corpus(documents, count, tokenizer)
     triples, modes["extract"] = extract_stage(config, corpus, out, llm)
     inputs = GeneratorInputs(triples=triples.triples([d.id for d in documents]), judge=judge)
     candidates, generator_modes = generate_stage(config, corpus, out, inputs, llm)
