@@ -40,6 +40,7 @@ def _dataset(out: Path) -> list[TaskSample]:
     return read_samples(out / "dataset" / "data.parquet")
 
 
+@pytest.mark.slow  # the kill test of tests/test_kill_resume_data.py covers more; 12 s here
 def test_killed_synth_resumes_to_the_same_dataset(
     tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

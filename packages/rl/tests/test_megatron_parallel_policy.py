@@ -96,7 +96,19 @@ def _group(model: Path, layout: dict[str, Any], world: int = 2) -> PolicyGroup:
     return PolicyGroup(ranks, planner, name="megatron policy")
 
 
-@pytest.mark.parametrize("name", sorted(LAYOUTS))
+SLOW_LAYOUTS = {"ep2-dp2-allgather"}
+"""Run with -m slow only: the default suite's time budget keeps one expert-parallel layout
+(tp2-ep2-sp-alltoall); this one adds data parallelism beside experts and the allgather
+dispatcher."""
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(name, marks=pytest.mark.slow) if name in SLOW_LAYOUTS else name
+        for name in sorted(LAYOUTS)
+    ],
+)
 def test_two_ranks_take_the_step_of_the_torch_policy(
     ray_session: None, tiny_model_dir: Path, name: str
 ) -> None:

@@ -143,6 +143,7 @@ def test_two_gloo_workers_take_the_step_of_one(
         pair.sft_step(batch, 1)
 
 
+@pytest.mark.slow  # two engine actors each load a model: 11 s of the default suite's budget
 def test_rollout_group_samples_what_one_engine_samples(
     ray_session: None, tiny_model_dir: Path
 ) -> None:

@@ -2,9 +2,10 @@
 run's own part of the summary.
 
 Resume is exact: a checkpoint holds weights, each rank's optimizer state, the sampler
-position, AEPO state and the stage's pass-rate tally; every random draw of a step is seeded
-from (seed, step); records the killed run logged after its last checkpoint are dropped
-(qwenlong.rl.plan), since the resumed run logs them again.
+position, AEPO state, the stage's pass-rate tally and the collapse detector's streaks and
+changes in force; every random draw of a step is seeded from (seed, step); records the killed
+run logged after its last checkpoint are dropped (qwenlong.rl.plan), since the resumed run logs
+them again. A collapse (qwenlong.rl.collapse) rolls back through the same restore.
 """
 
 from __future__ import annotations
