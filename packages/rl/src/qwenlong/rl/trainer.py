@@ -5,6 +5,7 @@
         groups   = rollout.generate(prompts, n=G)       single pass or memory agent (rollout.kind);
                                                         colocated engines then sleep
         rewards  = reward(groups)                       rule, then judge where it fails
+                                                        (+ DAPO's soft overlong penalty, if set)
         adv      = advantages(rewards, groups, tasks)   Eq.7, task-specific std, per trajectory
         stats    = policy.forward_logprobs(packed, mask) response tokens' log-probs, entropy
                                                         (on-policy: the hf engine's, no pass)
@@ -12,6 +13,7 @@
                    log-prob mismatch logged, optionally corrected (rollout_correction)
         policy.train_step(packed, adv, keep)            token-level loss over the global batch (Eq.4)
         sync_weights(policy, engines)                   qwenlong.rl.weight_sync; engines wake
+        watch(metrics)                                  a collapse rolls back or stops the run
 
 Everything around the step (stages, checkpoints, resume, held-out evaluation) lives in
 `qwenlong.rl.session`; which tokens train, in `qwenlong.rl.updates`; where the workers run,
@@ -135,7 +137,7 @@ def rl_step(
         )
         session.aepo.update(entropy)
         # A trajectory's advantage goes to each of its steps (memory agent, RECIPE.md sec. 3).
-        groups = batch.per_sequence(batch.group_ids)
+        groups, cut = batch.per_sequence(batch.group_ids), batch.per_sequence(truncated)
         update = policy_update(
             batch.packed,
             batch.per_sequence(advantages),
@@ -146,11 +148,9 @@ def rl_step(
             batch.rollout_logprobs,
             rewards=batch.per_sequence(scored.rewards),
             groups=groups,
-            truncated=batch.per_sequence(truncated),
+            truncated=cut,
         )
-        trained = update_policy(
-            parts.policy, batch.packed, update, config, step, groups, batch.per_sequence(truncated)
-        )
+        trained = update_policy(parts.policy, batch.packed, update, config, step, groups, cut)
     with timer.phase("sync"):
         session.sync_weights()
         session.rollout.engine.reclaim_memory()
