@@ -114,7 +114,7 @@ def test_each_tensor_parallel_engine_worker_shares_its_policy_ranks_gpu(
     two_gpu_ray: None,
 ) -> None:
     config = colocated_config(policy_ranks=2, engines=1, tensor_parallel=2)
-    placement = Colocation.create(config)
+    placement = Colocation.create(config.colocated_layout())
     ranks = [(GpuProbeRank, (rank, 2)) for rank in range(2)]
     policy = PolicyGroup(
         ranks,
@@ -141,7 +141,7 @@ def test_each_tensor_parallel_engine_worker_shares_its_policy_ranks_gpu(
 
 def test_one_gpu_engines_are_their_own_worker(two_gpu_ray: None) -> None:
     config = colocated_config(policy_ranks=2, engines=2, tensor_parallel=1)
-    placement = Colocation.create(config)
+    placement = Colocation.create(config.colocated_layout())
     options = [placement.engine_options(engine) for engine in range(2)]
     assert [option["num_gpus"] for option in options] == [0.35, 0.35]
     assert all("runtime_env" not in option for option in options)
@@ -158,4 +158,4 @@ def test_a_group_ray_cannot_hold_is_refused_in_one_line(
     monkeypatch.setattr(colocation, "READY_SECONDS", 1.0)
     config = colocated_config(policy_ranks=4, engines=2, tensor_parallel=2)
     with pytest.raises(ConfigError, match=r"4 bundles of 1 GPU .*\(Ray has 2 GPUs"):
-        Colocation.create(config)
+        Colocation.create(config.colocated_layout())

@@ -21,7 +21,7 @@ from qwenlong.core.errors import ConfigError
 from qwenlong.rl.config import POLICY_BACKENDS, ROLLOUT_BACKENDS, TrainConfig
 from qwenlong.rl.interfaces import Policy, RewardCall, RolloutEngine
 from qwenlong.rl.reward_worker import start_reward
-from qwenlong.rl.rollout.colocation import Colocation, colocates
+from qwenlong.rl.rollout.colocation import Colocation
 
 
 @dataclass
@@ -68,9 +68,9 @@ def components(
         check_resources(config, with_reference)
     model = worker_path(model_path)
     with ExitStack() as started:
-        placement = None
-        if colocates(config):
-            placement = Colocation.create(config, copies=2 if with_reference else 1)
+        placement, layout = None, config.colocated_layout()
+        if layout is not None:
+            placement = Colocation.create(layout)
             started.callback(placement.remove)  # runs last: after every actor in it ended
         rollout = ROLLOUT_BACKENDS.get(config.rollout.backend)(config, model, placement)
         started.callback(rollout.close)

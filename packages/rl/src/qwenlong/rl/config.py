@@ -34,7 +34,7 @@ from qwenlong.rl.megatron.config import MegatronPolicyConfig
 from qwenlong.rl.overlong import OverlongConfig
 from qwenlong.rl.prompting import PromptBuilder
 from qwenlong.rl.rewards import RewardConfig
-from qwenlong.rl.rollout.colocation import Colocation, check_colocation
+from qwenlong.rl.rollout.colocation import ColocatedLayout, Colocation
 from qwenlong.rl.rollout.vllm_config import VLLMRolloutConfig
 from qwenlong.rl.rollout_correction import RolloutCorrectionConfig
 from qwenlong.rl.sampler import SamplerConfig
@@ -340,8 +340,29 @@ class TrainConfig(ConfigModel):
                     )
         if self.reward.use_judge and self.judge is None:
             raise ValueError("reward.use_judge is true but judge (a backend config) is null")
-        check_colocation(self)
+        layout = self.colocated_layout()
+        if layout is not None:
+            layout.check()
         return self
+
+    def colocated_layout(self) -> ColocatedLayout | None:
+        """The placement of vLLM engines on the policy's GPUs (qwenlong.rl.rollout.colocation);
+        None unless the run puts colocated vLLM engines on Ray."""
+        vllm = self.rollout.vllm
+        if not (self.ray.enabled and self.rollout.backend == "vllm"):
+            return None
+        if vllm.placement != "colocated":
+            return None
+        return ColocatedLayout(
+            policy_ranks=self.policy.num_workers,
+            engines=self.rollout.num_workers,
+            tensor_parallel_size=vllm.tensor_parallel_size,
+            gpu_share=vllm.gpu_share,
+            policy_gpus=self.policy.num_gpus_per_worker,
+            policy_cpus=self.policy.num_cpus_per_worker,
+            engine_cpus=self.rollout.num_cpus_per_worker,
+            copies=2 if self.loss.kl_beta > 0 else 1,
+        )
 
     def stage_list(self) -> tuple[StageConfig, ...]:
         """The stages to run: `stages`, or one stage "main" from `steps` and the rollout limits."""

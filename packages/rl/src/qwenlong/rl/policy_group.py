@@ -89,21 +89,23 @@ class PolicyGroup:
             self._local = cls(*args)
             self.layouts = [self._local.setup(None)]
         else:
-            if actor_options is None:
-                actor_options = [{"num_cpus": num_cpus_per_rank, "num_gpus": num_gpus_per_rank}]
-                actor_options = actor_options * len(ranks)
-            self.layouts = self._start_actors(ranks, actor_options)
+            self.layouts = self._start_actors(
+                ranks, actor_options, num_cpus_per_rank, num_gpus_per_rank
+            )
         self.dp_size = _check_layouts(self.layouts, name)
 
     def _start_actors(
-        self, ranks: Sequence[RankSpec], options: Sequence[dict[str, Any]]
+        self,
+        ranks: Sequence[RankSpec],
+        given: Sequence[dict[str, Any]] | None,
+        num_cpus: float,
+        num_gpus: float,
     ) -> list[RankLayout]:
         import ray
 
-        from qwenlong.rl.ray_calls import ray_get
+        from qwenlong.rl.ray_calls import actor_options, ray_get
 
-        if len(options) != len(ranks):
-            raise ConfigError(f"{self.name}: {len(options)} actor options for {len(ranks)} ranks")
+        options = actor_options(given, len(ranks), num_cpus, num_gpus, self.name)
         self._actors = [
             ray.remote(cls).options(**option).remote(*args)
             for (cls, args), option in zip(ranks, options, strict=True)

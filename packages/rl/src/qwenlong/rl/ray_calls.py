@@ -8,12 +8,25 @@ reported as a `BackendError`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
-from qwenlong.core.errors import BackendError, QwenlongError, first_line
+from qwenlong.core.errors import BackendError, ConfigError, QwenlongError, first_line
+
+
+def actor_options(
+    given: Sequence[dict[str, Any]] | None, count: int, num_cpus: float, num_gpus: float, what: str
+) -> list[dict[str, Any]]:
+    """Ray options of `count` actors: `given` (one dict each, e.g. placement-group bundles), or
+    the same CPU/GPU request for all; a count mismatch is one line naming `what`."""
+    if given is None:
+        return [{"num_cpus": num_cpus, "num_gpus": num_gpus} for _ in range(count)]
+    if len(given) != count:
+        raise ConfigError(f"{what}: {len(given)} actor options for {count} actors")
+    return list(given)
 
 
 def ray_get(refs: Any) -> Any:

@@ -22,48 +22,54 @@ Ray accounts GPU fractions, it does not enforce memory: the memory itself is vLL
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from qwenlong.core.errors import ConfigError
-
-if TYPE_CHECKING:
-    from qwenlong.rl.config import TrainConfig
 
 READY_SECONDS = 120.0
 """How long the group may wait for its GPUs before the run is refused (ours)."""
 
 
-def colocates(config: TrainConfig) -> bool:
-    """Whether the run places vLLM engines on the policy's GPUs through a placement group."""
-    return (
-        config.ray.enabled
-        and config.rollout.backend == "vllm"
-        and config.rollout.vllm.placement == "colocated"
-    )
+@dataclass(frozen=True)
+class ColocatedLayout:
+    """What colocation needs to know of a run (`TrainConfig.colocated_layout`)."""
 
+    policy_ranks: int
+    engines: int
+    tensor_parallel_size: int
+    gpu_share: float
+    """Of each GPU, for its engine worker (`rollout.vllm.gpu_share`)."""
+    policy_gpus: float
+    """Of each GPU, for each policy copy (`policy.num_gpus_per_worker`)."""
+    policy_cpus: float
+    engine_cpus: float
+    copies: int = 1
+    """Policies per GPU: 2 with the KL reference policy."""
 
-def check_colocation(config: TrainConfig) -> None:
-    """Refuse a colocated layout that cannot put one engine worker beside each policy rank."""
-    if not colocates(config):
-        return
-    vllm, policy = config.rollout.vllm, config.policy
-    engine_gpus = config.rollout.num_workers * vllm.tensor_parallel_size
-    if engine_gpus != policy.num_workers:
-        raise ValueError(
-            f"rollout.vllm.placement colocated puts one engine worker beside each policy rank: "
-            f"rollout.num_workers x tensor_parallel_size ({config.rollout.num_workers} x "
-            f"{vllm.tensor_parallel_size} = {engine_gpus}) must equal policy.num_workers "
-            f"({policy.num_workers})"
-        )
-    copies = 2 if config.loss.kl_beta > 0 else 1
-    wanted = copies * policy.num_gpus_per_worker + vllm.gpu_share
-    if policy.num_gpus_per_worker <= 0 or wanted > 1 + 1e-9:
-        raise ValueError(
-            f"colocated: each GPU holds {copies} policy cop{'ies' if copies > 1 else 'y'} x "
-            f"policy.num_gpus_per_worker ({policy.num_gpus_per_worker:g}) + "
-            f"rollout.vllm.gpu_share ({vllm.gpu_share:g}) = {wanted:g}; it must be in (0, 1] "
-            f"with policy.num_gpus_per_worker > 0 (e.g. {(1 - vllm.gpu_share) / copies:g})"
-        )
+    def check(self) -> None:
+        """Refuse a layout that cannot put one engine worker beside each policy rank."""
+        engine_gpus = self.engines * self.tensor_parallel_size
+        if engine_gpus != self.policy_ranks:
+            raise ValueError(
+                f"rollout.vllm.placement colocated puts one engine worker beside each policy "
+                f"rank: rollout.num_workers x tensor_parallel_size ({self.engines} x "
+                f"{self.tensor_parallel_size} = {engine_gpus}) must equal policy.num_workers "
+                f"({self.policy_ranks})"
+            )
+        wanted = self.copies * self.policy_gpus + self.gpu_share
+        if self.policy_gpus <= 0 or wanted > 1 + 1e-9:
+            plural = "ies" if self.copies > 1 else "y"
+            raise ValueError(
+                f"colocated: each GPU holds {self.copies} policy cop{plural} x "
+                f"policy.num_gpus_per_worker ({self.policy_gpus:g}) + rollout.vllm.gpu_share "
+                f"({self.gpu_share:g}) = {wanted:g}; it must be in (0, 1] with "
+                f"policy.num_gpus_per_worker > 0 (e.g. {(1 - self.gpu_share) / self.copies:g})"
+            )
+
+    @property
+    def bundle_cpus(self) -> float:
+        return self.copies * self.policy_cpus + self.engine_cpus
 
 
 def engine_bundles(engine: int, tensor_parallel_size: int) -> list[int]:
@@ -75,23 +81,18 @@ def engine_bundles(engine: int, tensor_parallel_size: int) -> list[int]:
 class Colocation:
     """The run's placement group and the Ray options of every actor placed in it."""
 
-    def __init__(self, group: Any, config: TrainConfig) -> None:
-        self.group = group
-        self.tensor_parallel_size = config.rollout.vllm.tensor_parallel_size
-        self.gpu_share = config.rollout.vllm.gpu_share
-        self.policy_gpus = config.policy.num_gpus_per_worker
-        self.policy_cpus = config.policy.num_cpus_per_worker
-        self.engine_cpus = config.rollout.num_cpus_per_worker
+    def __init__(self, group: Any, layout: ColocatedLayout) -> None:
+        self.group, self.layout = group, layout
 
     @classmethod
-    def create(cls, config: TrainConfig, copies: int = 1) -> Colocation:
-        """Reserve one bundle per policy rank (room for `copies` policies: 2 with the KL
-        reference); refused in one line if Ray cannot place it in `READY_SECONDS`."""
+    def create(cls, layout: ColocatedLayout) -> Colocation:
+        """Reserve one bundle per policy rank, room for its policy copies and its engine
+        worker; refused in one line if Ray cannot place it in `READY_SECONDS`."""
         import ray
         from ray.util.placement_group import placement_group, remove_placement_group
 
-        cpus = copies * config.policy.num_cpus_per_worker + config.rollout.num_cpus_per_worker
-        bundles = [{"GPU": 1.0, "CPU": cpus} for _ in range(config.policy.num_workers)]
+        cpus = layout.bundle_cpus
+        bundles = [{"GPU": 1.0, "CPU": cpus} for _ in range(layout.policy_ranks)]
         group = placement_group(bundles, strategy="PACK")
         ready, _ = ray.wait([group.ready()], timeout=READY_SECONDS)
         if not ready:
@@ -102,32 +103,33 @@ class Colocation:
                 f"be placed in {READY_SECONDS:g} s (Ray has {have.get('GPU', 0):g} GPUs, "
                 f"{have.get('CPU', 0):g} CPUs)"
             )
-        return cls(group, config)
+        return cls(group, layout)
 
     def rank_options(self, rank: int) -> dict[str, Any]:
         """Ray options of policy rank `rank` (bundle `rank`)."""
         return {
-            "num_cpus": self.policy_cpus,
-            "num_gpus": self.policy_gpus,
+            "num_cpus": self.layout.policy_cpus,
+            "num_gpus": self.layout.policy_gpus,
             "scheduling_strategy": self._strategy(rank, capture=False),
         }
 
     def engine_options(self, engine: int) -> dict[str, Any]:
         """Ray options of engine `engine`'s actor; with tensor parallel, the environment that
         sends vLLM's workers to its bundles."""
-        bundles = engine_bundles(engine, self.tensor_parallel_size)
-        if self.tensor_parallel_size == 1:
+        layout = self.layout
+        bundles = engine_bundles(engine, layout.tensor_parallel_size)
+        if layout.tensor_parallel_size == 1:
             return {
-                "num_cpus": self.engine_cpus,
-                "num_gpus": self.gpu_share,
+                "num_cpus": layout.engine_cpus,
+                "num_gpus": layout.gpu_share,
                 "scheduling_strategy": self._strategy(bundles[0], capture=False),
             }
         env = {
             "VLLM_RAY_BUNDLE_INDICES": ",".join(map(str, bundles)),
-            "VLLM_RAY_PER_WORKER_GPUS": str(self.gpu_share),
+            "VLLM_RAY_PER_WORKER_GPUS": str(layout.gpu_share),
         }
         return {
-            "num_cpus": self.engine_cpus,
+            "num_cpus": layout.engine_cpus,
             "num_gpus": 0,
             "scheduling_strategy": self._strategy(bundles[0], capture=True),
             "runtime_env": {"env_vars": env},

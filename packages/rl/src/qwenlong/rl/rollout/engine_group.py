@@ -28,6 +28,7 @@ from qwenlong.core.hf_weights import ChunkedStream
 from qwenlong.core.interfaces import SamplingParams
 from qwenlong.core.records import Completion, Conversation
 from qwenlong.rl.interfaces import WeightStream
+from qwenlong.rl.ray_calls import actor_options as ray_options
 from qwenlong.rl.ray_calls import ray_get
 from qwenlong.rl.weight_sync import weight_chunks
 
@@ -111,16 +112,12 @@ class EngineGroup:
         self._transfer_plan = transfer_plan
         if not factories:
             raise ConfigError("rollout group: num_workers must be >= 1, got 0")
-        if actor_options is None:
-            actor_options = [{"num_cpus": num_cpus_per_worker, "num_gpus": num_gpus_per_worker}]
-            actor_options = actor_options * len(factories)
-        if len(actor_options) != len(factories):
-            raise ConfigError(
-                f"rollout group: {len(actor_options)} actor options for {len(factories)} engines"
-            )
+        options = ray_options(
+            actor_options, len(factories), num_cpus_per_worker, num_gpus_per_worker, "rollout group"
+        )
         self._actors = [
             EngineWorker.options(**option).remote(factory, name)
-            for factory, option in zip(factories, actor_options, strict=True)
+            for factory, option in zip(factories, options, strict=True)
         ]
         self.bucket_bytes = bucket_bytes
         try:
